@@ -1,0 +1,1 @@
+"""Contact plans, orbital contact prediction and Contact Graph Routing."""

@@ -1,0 +1,1 @@
+"""Convergence-layer adapters: sans-I/O protocol cores plus thin asyncio adapters."""

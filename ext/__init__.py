@@ -1,0 +1,1 @@
+"""Cython twins of the hot codec paths; imported only by waystation.bundle.codec."""

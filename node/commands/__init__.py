@@ -1,0 +1,1 @@
+"""Sub-commands of the ``waystation`` CLI; every public module here defines ``register()``."""

@@ -1,0 +1,1 @@
+"""Bundle custody store: the BundleStore interface, an in-memory reference and LMDB."""
