@@ -1,0 +1,505 @@
+"""Client library for the node's application socket (docs/app-protocol.md).
+
+Two variants with the same operations: :class:`Client` (blocking, for scripts and the CLI) and
+:class:`AsyncClient` (asyncio). Both speak protocol version 1 over a ZeroMQ DEALER socket to
+the node's ROUTER at ``ipc://<runtime dir>/node.sock`` (or the optional loopback TCP endpoint).
+
+Delivery is at-least-once: the node keeps a bundle for a registered endpoint until the client
+acknowledges it. :meth:`Client.receive` acknowledges a delivery when the caller asks for the
+next one (so a crash while handling it means it is delivered again), and :meth:`Client.ack`
+does it explicitly.
+
+Error tree::
+
+    ClientError
+     +-- NodeUnavailable     no reply within the timeout (node not running, socket path wrong)
+     +-- NodeError(code)     the node answered with an ``error`` frame; ``code`` is stable
+     +-- ProtocolMismatch    the node's reply was not a valid protocol frame
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from waystation.appproto import (
+    KIND_DELIVERY,
+    KIND_ERROR,
+    AppProtocolError,
+    Frame,
+    decode_frame,
+    encode_frame,
+)
+from waystation.config import default_runtime_dir, socket_endpoint
+
+__all__ = [
+    "ClientError",
+    "NodeUnavailable",
+    "NodeError",
+    "ProtocolMismatch",
+    "Delivery",
+    "SendResult",
+    "Client",
+    "AsyncClient",
+    "default_endpoint",
+]
+
+DEFAULT_TIMEOUT_S = 10.0
+# Outstanding sends in flight before the sync client waits for replies (pipelining window).
+SEND_WINDOW = 512
+
+
+class ClientError(Exception):
+    """Root of the client library's errors."""
+
+
+class NodeUnavailable(ClientError):
+    """The node did not answer within the timeout."""
+
+
+class NodeError(ClientError):
+    """The node rejected a request; ``code`` is one of the protocol's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ProtocolMismatch(ClientError):
+    """The node sent something that is not a valid protocol frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One bundle delivered to a registered endpoint."""
+
+    endpoint: str
+    key: bytes
+    source: str
+    destination: str
+    creation_ms: int
+    sequence: int
+    payload: bytes
+    lifetime_ms: int
+    admin: bool = False
+
+    @staticmethod
+    def from_body(body: dict[str, Any]) -> Delivery:
+        try:
+            creation = body["creation"]
+            return Delivery(
+                endpoint=str(body["endpoint"]),
+                key=bytes(body["key"]),
+                source=str(body["source"]),
+                destination=str(body["destination"]),
+                creation_ms=int(creation[0]),
+                sequence=int(creation[1]),
+                payload=bytes(body["payload"]),
+                lifetime_ms=int(body["lifetime_ms"]),
+                admin=bool(body.get("admin", False)),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ProtocolMismatch(f"malformed delivery: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The node's answer to ``send``: the bundle is durable in the node's store."""
+
+    bundle_id: str
+    key: bytes
+    source: str
+    creation_ms: int
+    sequence: int
+
+    @staticmethod
+    def from_body(body: dict[str, Any]) -> SendResult:
+        try:
+            creation = body["creation"]
+            return SendResult(
+                bundle_id=str(body["bundle_id"]),
+                key=bytes(body["key"]),
+                source=str(body["source"]),
+                creation_ms=int(creation[0]),
+                sequence=int(creation[1]),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ProtocolMismatch(f"malformed send reply: {exc}") from None
+
+
+def default_endpoint() -> str:
+    """The endpoint a client uses when given none: ``$WAYSTATION_SOCKET`` or the XDG default."""
+    env = os.environ.get("WAYSTATION_SOCKET")
+    if env:
+        return env if "://" in env else f"ipc://{env}"
+    return socket_endpoint(default_runtime_dir())
+
+
+def _send_args(
+    destination: str,
+    payload: bytes,
+    lifetime: float | None,
+    priority: str | None,
+    reports: Iterable[str],
+    source: str | None,
+    report_to: str | None,
+) -> dict[str, Any]:
+    args: dict[str, Any] = {"destination": destination, "payload": payload}
+    if lifetime is not None:
+        args["lifetime_ms"] = int(lifetime * 1000)
+    if priority is not None:
+        args["priority"] = priority
+    reports = list(reports)
+    if reports:
+        args["reports"] = reports
+    if source is not None:
+        args["source"] = source
+    if report_to is not None:
+        args["report_to"] = report_to
+    return args
+
+
+def _check_reply(frame: Frame) -> dict[str, Any]:
+    if frame.kind == KIND_ERROR:
+        raise NodeError(str(frame.body.get("code", "?")), str(frame.body.get("message", "")))
+    return frame.body
+
+
+def _decode(data: bytes) -> Frame:
+    try:
+        return decode_frame(data, from_node=True)
+    except AppProtocolError as exc:
+        raise ProtocolMismatch(str(exc)) from None
+
+
+class Client:
+    """Blocking client. Use as a context manager; not thread-safe (one socket per thread)."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        runtime_dir: Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        if endpoint is None:
+            endpoint = socket_endpoint(runtime_dir) if runtime_dir else default_endpoint()
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 1000)
+        self._sock.connect(endpoint)
+        self._rids = itertools.count(1)
+        self._replies: dict[int, Frame] = {}
+        self._deliveries: collections.deque[Delivery] = collections.deque()
+        self.async_errors: list[NodeError] = []
+
+    # -- plumbing --------------------------------------------------------------------------
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, op: str, args: dict[str, Any], *, reply: bool = True) -> int:
+        rid = next(self._rids) if reply else 0
+        self._sock.send(encode_frame(op, rid, args), copy=len(args.get("payload", b"")) < 65536)
+        return rid
+
+    def _pump(self, deadline: float) -> bool:
+        """Receive whatever is ready (waiting until ``deadline``); False on timeout."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self._sock.poll(int(remaining * 1000) + 1, zmq.POLLIN):
+            return False
+        while True:
+            try:
+                data = self._sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return True
+            frame = _decode(data)
+            if frame.kind == KIND_DELIVERY:
+                self._deliveries.append(Delivery.from_body(frame.body))
+            elif frame.rid == 0:
+                if frame.kind == KIND_ERROR:
+                    self.async_errors.append(
+                        NodeError(str(frame.body.get("code")), str(frame.body.get("message")))
+                    )
+            else:
+                self._replies[frame.rid] = frame
+
+    def _wait(self, rid: int, timeout: float | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while rid not in self._replies:
+            if not self._pump(deadline):
+                raise NodeUnavailable(f"no reply from the node at {self.endpoint}")
+        return _check_reply(self._replies.pop(rid))
+
+    def call(self, op: str, **args: Any) -> dict[str, Any]:
+        """Send one request and wait for its reply body (raises :class:`NodeError`)."""
+        return self._wait(self._post(op, args))
+
+    # -- operations --------------------------------------------------------------------------
+    def hello(self) -> dict[str, Any]:
+        return self.call("hello", client=f"waystation.client pid {os.getpid()}")
+
+    def status(self) -> dict[str, Any]:
+        return self.call("status")
+
+    def register(self, endpoint: str, *, transient: bool = False) -> dict[str, Any]:
+        return self.call("register", endpoint=endpoint, transient=transient)
+
+    def unregister(self, endpoint: str) -> dict[str, Any]:
+        return self.call("unregister", endpoint=endpoint)
+
+    def send(
+        self,
+        destination: str,
+        payload: bytes,
+        *,
+        lifetime: float | None = None,
+        priority: str | None = None,
+        reports: Iterable[str] = (),
+        source: str | None = None,
+        report_to: str | None = None,
+    ) -> SendResult:
+        """Submit one bundle; returns once the node has stored it durably."""
+        args = _send_args(destination, payload, lifetime, priority, reports, source, report_to)
+        return SendResult.from_body(self.call("send", **args))
+
+    def send_many(
+        self, destination: str, payloads: Iterable[bytes], **options: Any
+    ) -> list[SendResult]:
+        """Submit many bundles pipelined (up to ``SEND_WINDOW`` in flight); results in order."""
+        results: list[SendResult] = []
+        pending: collections.deque[int] = collections.deque()
+        for payload in payloads:
+            args = _send_args(
+                destination,
+                payload,
+                options.get("lifetime"),
+                options.get("priority"),
+                options.get("reports", ()),
+                options.get("source"),
+                options.get("report_to"),
+            )
+            pending.append(self._post("send", args))
+            if len(pending) >= SEND_WINDOW:
+                results.append(SendResult.from_body(self._wait(pending.popleft())))
+        while pending:
+            results.append(SendResult.from_body(self._wait(pending.popleft())))
+        return results
+
+    def ack(self, delivery: Delivery) -> None:
+        """Tell the node the delivery is safely handled; it may then delete the bundle."""
+        self._post("ack", {"endpoint": delivery.endpoint, "key": delivery.key}, reply=False)
+
+    def receive(
+        self,
+        endpoint: str,
+        *,
+        count: int | None = None,
+        timeout: float | None = None,
+        window: int = 64,
+    ) -> Iterator[Delivery]:
+        """Stream deliveries for a registered endpoint.
+
+        Each delivery is acknowledged when the next one is requested (or the iterator ends
+        after ``count``). ``timeout`` bounds the wait for each delivery; ``None`` waits forever.
+        """
+        self.call("recv", endpoint=endpoint, window=window)
+        received = 0
+        try:
+            while count is None or received < count:
+                delivery = self._next_delivery(endpoint, timeout)
+                if delivery is None:
+                    return
+                received += 1
+                yield delivery
+                self.ack(delivery)
+        finally:
+            with contextlib.suppress(ClientError, zmq.ZMQError):
+                self._post("stop", {"endpoint": endpoint}, reply=False)
+
+    def _next_delivery(self, endpoint: str, timeout: float | None) -> Delivery | None:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while True:
+            for i, d in enumerate(self._deliveries):
+                if d.endpoint == endpoint:
+                    del self._deliveries[i]
+                    return d
+            if not self._pump(deadline):
+                return None
+
+    # -- admin -------------------------------------------------------------------------------
+    def add_route(self, pattern: str, next_hop: str) -> dict[str, Any]:
+        return self.call("add_route", pattern=pattern, next_hop=next_hop)
+
+    def del_route(self, pattern: str) -> dict[str, Any]:
+        return self.call("del_route", pattern=pattern)
+
+    def add_link(self, link_id: str, kind: str, **options: Any) -> dict[str, Any]:
+        return self.call("add_link", id=link_id, kind=kind, options=options)
+
+    def del_link(self, link_id: str) -> dict[str, Any]:
+        return self.call("del_link", id=link_id)
+
+    def load_plan(self, path: str) -> dict[str, Any]:
+        return self.call("load_plan", path=path)
+
+
+class AsyncClient:
+    """asyncio client: many requests may be in flight at once from many tasks."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        runtime_dir: Path | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        if endpoint is None:
+            endpoint = socket_endpoint(runtime_dir) if runtime_dir else default_endpoint()
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._ctx = zmq.asyncio.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 1000)
+        self._sock.connect(endpoint)
+        self._rids = itertools.count(1)
+        self._futures: dict[int, asyncio.Future[Frame]] = {}
+        self._queues: dict[str, asyncio.Queue[Delivery]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self.async_errors: list[NodeError] = []
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self._sock.close()
+
+    def _ensure_reader(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        while True:
+            data = await self._sock.recv()
+            try:
+                frame = _decode(data)
+                if frame.kind == KIND_DELIVERY:
+                    d = Delivery.from_body(frame.body)
+                    self._queues.setdefault(d.endpoint, asyncio.Queue()).put_nowait(d)
+                    continue
+            except ProtocolMismatch as exc:
+                for fut in self._futures.values():
+                    if not fut.done():
+                        fut.set_exception(exc)
+                self._futures.clear()
+                continue
+            fut = self._futures.pop(frame.rid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(frame)
+            elif frame.rid == 0 and frame.kind == KIND_ERROR:
+                self.async_errors.append(
+                    NodeError(str(frame.body.get("code")), str(frame.body.get("message")))
+                )
+
+    async def call(self, op: str, **args: Any) -> dict[str, Any]:
+        self._ensure_reader()
+        rid = next(self._rids)
+        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self._futures[rid] = fut
+        await self._sock.send(encode_frame(op, rid, args))
+        try:
+            frame = await asyncio.wait_for(fut, self.timeout)
+        except TimeoutError:
+            self._futures.pop(rid, None)
+            raise NodeUnavailable(f"no reply from the node at {self.endpoint}") from None
+        return _check_reply(frame)
+
+    async def hello(self) -> dict[str, Any]:
+        return await self.call("hello", client=f"waystation.client async pid {os.getpid()}")
+
+    async def status(self) -> dict[str, Any]:
+        return await self.call("status")
+
+    async def register(self, endpoint: str, *, transient: bool = False) -> dict[str, Any]:
+        return await self.call("register", endpoint=endpoint, transient=transient)
+
+    async def unregister(self, endpoint: str) -> dict[str, Any]:
+        return await self.call("unregister", endpoint=endpoint)
+
+    async def send(
+        self,
+        destination: str,
+        payload: bytes,
+        *,
+        lifetime: float | None = None,
+        priority: str | None = None,
+        reports: Iterable[str] = (),
+        source: str | None = None,
+        report_to: str | None = None,
+    ) -> SendResult:
+        args = _send_args(destination, payload, lifetime, priority, reports, source, report_to)
+        return SendResult.from_body(await self.call("send", **args))
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._sock.send(
+            encode_frame("ack", 0, {"endpoint": delivery.endpoint, "key": delivery.key})
+        )
+
+    async def receive(
+        self,
+        endpoint: str,
+        *,
+        count: int | None = None,
+        timeout: float | None = None,
+        window: int = 64,
+    ) -> AsyncIterator[Delivery]:
+        """Async twin of :meth:`Client.receive` (ack when the next delivery is requested)."""
+        queue = self._queues.setdefault(endpoint, asyncio.Queue())
+        await self.call("recv", endpoint=endpoint, window=window)
+        received = 0
+        try:
+            while count is None or received < count:
+                try:
+                    delivery = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    return
+                received += 1
+                yield delivery
+                await self.ack(delivery)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._sock.send(encode_frame("stop", 0, {"endpoint": endpoint}))
+
+    async def add_route(self, pattern: str, next_hop: str) -> dict[str, Any]:
+        return await self.call("add_route", pattern=pattern, next_hop=next_hop)
+
+    async def add_link(self, link_id: str, kind: str, **options: Any) -> dict[str, Any]:
+        return await self.call("add_link", id=link_id, kind=kind, options=options)
+
+    async def load_plan(self, path: str) -> dict[str, Any]:
+        return await self.call("load_plan", path=path)
