@@ -1,0 +1,500 @@
+"""Thin asyncio adapter around the sans-I/O TCPCLv4 :class:`~.session.Session`.
+
+:class:`TcpclConnection` is an ``asyncio.BufferedProtocol`` (reads land in a preallocated
+buffer), sets TCP_NODELAY, and writes everything the core queued -- segment header and bundle
+data together -- in one ``transport.write``. When both contact headers carry CAN_TLS it pauses
+reading and upgrades the same connection with ``loop.start_tls`` (§4.4: the active entity is
+the TLS client), then hands the peer certificate's NODE-IDs to the core.
+
+Bundles go out with ``await conn.send(data)``, which returns only when the peer acknowledged the
+whole transfer (or refused it as "Completed"), and raises :class:`TransferFailed` otherwise.
+Incoming bundles are passed to ``handler.bundle_received(conn, data)``; it returns (or resolves
+to) ``None`` to accept -- the final XFER_ACK goes out only then -- or a
+:class:`~.messages.RefuseReason` to refuse (``NO_RESOURCES`` when the store is full,
+``COMPLETED`` for a duplicate).
+
+:func:`connect`, :func:`start_server` and :class:`ReconnectingClient` (reconnect with
+exponential backoff and jitter) build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from ..errors import ConvergenceError, LinkClosed, RemoteProtocolError
+from ..tls import peer_node_ids
+from . import events as ev
+from .messages import RefuseReason, SessTermReason
+from .session import Role, Session, SessionConfig
+
+log = logging.getLogger(__name__)
+
+_READ_BUFFER = 256 * 1024
+
+
+class TransferFailed(ConvergenceError):
+    """A transfer was refused by the peer, or the session ended before it was acknowledged."""
+
+    def __init__(self, message: str, reason: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+BundleVerdict = RefuseReason | None
+
+
+class TcpclHandler(Protocol):
+    """What a :class:`TcpclConnection` calls. Every method is optional (see ``_call``)."""
+
+    def session_established(self, conn: TcpclConnection, info: ev.SessionEstablished) -> None: ...
+
+    def bundle_received(
+        self, conn: TcpclConnection, data: bytes
+    ) -> BundleVerdict | Awaitable[BundleVerdict]: ...
+
+    def session_closed(self, conn: TcpclConnection, info: ev.SessionTerminated) -> None: ...
+
+
+class TcpclConnection(asyncio.BufferedProtocol):
+    """One TCPCLv4 session over one TCP (optionally TLS) connection."""
+
+    def __init__(
+        self,
+        role: Role,
+        config: SessionConfig,
+        handler: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        if config.can_tls and ssl_context is None:
+            raise ConvergenceError("can_tls needs an ssl_context")
+        self.role = role
+        self.config = config
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.session = Session(role, config, self.loop.time())
+        self.transport: asyncio.Transport | None = None
+        self.peer_node_id: str | None = None
+        self.established_info: ev.SessionEstablished | None = None
+        self.terminated_info: ev.SessionTerminated | None = None
+        self.peername: Any = None
+        self._buf = bytearray(_READ_BUFFER)
+        self._view = memoryview(self._buf)
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._established = self.loop.create_future()
+        self._closed = self.loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.counters = {
+            "bundles_sent": 0,
+            "bundles_received": 0,
+            "bytes_sent": 0,
+            "bytes_received": 0,
+            "refused_in": 0,
+            "refused_out": 0,
+        }
+
+    # ------------------------------------------------------------------ asyncio protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self.transport is not None:
+            # start_tls re-announces the connection on the TLS transport; keep the new one.
+            self.transport = transport
+            return
+        self.transport = transport
+        self.peername = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # The core already joins header and data; NODELAY keeps small acks from waiting
+            # on Nagle + delayed ACK (the 40 ms per-bundle stall).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._flush()
+        self._arm_timer()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.counters["bytes_received"] += nbytes
+        try:
+            events = self.session.receive_data(self._view[:nbytes], self.loop.time())
+        except RemoteProtocolError as exc:
+            log.warning("TCPCL peer %s violated the protocol: %s", self.peername, exc)
+            self._handle(getattr(exc, "events", []))
+        else:
+            self._handle(events)
+        self._flush()
+        self._arm_timer()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            events = self.session.connection_lost(self.loop.time())
+        except RemoteProtocolError as err:
+            events = getattr(err, "events", [])
+        self._handle(events)
+        self._finish_closed()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    # ------------------------------------------------------------------ public API
+
+    async def wait_established(self, timeout: float | None = None) -> ev.SessionEstablished:
+        """Wait for SESS_INIT negotiation; raises :class:`LinkClosed` if the session ended."""
+        return await asyncio.wait_for(asyncio.shield(self._established), timeout)
+
+    async def wait_closed(self) -> ev.SessionTerminated | None:
+        return await asyncio.shield(self._closed)
+
+    @property
+    def is_up(self) -> bool:
+        return self.session.established
+
+    async def send(self, data: bytes) -> None:
+        """Transfer one bundle; return once the peer acknowledged all of it (§5.2.3)."""
+        if not self.session.established:
+            raise LinkClosed(f"TCPCL session is {self.session.state.value}, not established")
+        if self._write_paused:
+            if self._drain is None:
+                self._drain = self.loop.create_future()
+            await asyncio.shield(self._drain)
+            if not self.session.established:
+                raise LinkClosed("TCPCL session ended while waiting to send")
+        tid = self.session.send_transfer(data, self.loop.time())
+        fut = self.loop.create_future()
+        self._pending[tid] = fut
+        self.counters["bytes_sent"] += len(data)
+        self._flush()
+        await fut
+
+    async def close(
+        self, reason: SessTermReason = SessTermReason.UNKNOWN, timeout: float = 5.0
+    ) -> None:
+        """§6.1 orderly termination; force-close after ``timeout``."""
+        if self.transport is None or self._closed.done():
+            return
+        self._handle(self.session.terminate(self.loop.time(), reason))
+        self._flush()
+        self._arm_timer()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+        except TimeoutError:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------------ internals
+
+    def _flush(self) -> None:
+        data = self.session.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        if self.session.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline is None:
+            return
+        # Keep an earlier timer: firing early is harmless (handle_timer only runs what is due),
+        # and not rescheduling on every message keeps the hot path cheap.
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._handle(self.session.handle_timer(self.loop.time()))
+        self._flush()
+        self._arm_timer()
+
+    def _handle(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.TransferReceived):
+                self._on_bundle(event)
+            elif isinstance(event, ev.TransferCompleted):
+                self.counters["bundles_sent"] += 1
+                fut = self._pending.pop(event.transfer_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            elif isinstance(event, ev.TransferRefused):
+                self.counters["refused_out"] += 1
+                fut = self._pending.pop(event.transfer_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(
+                        TransferFailed(
+                            f"peer refused the transfer: {_reason_name(event.reason)}", event.reason
+                        )
+                    )
+            elif isinstance(event, ev.TlsNegotiationAgreed):
+                self._start_tls(event.server_side)
+            elif isinstance(event, ev.SessionEstablished):
+                self.peer_node_id = event.peer_node_id
+                self.established_info = event
+                if not self._established.done():
+                    self._established.set_result(event)
+                self._call("session_established", event)
+            elif isinstance(event, ev.SessionTerminated):
+                self.terminated_info = event
+                self._fail_pending(event)
+
+    def _fail_pending(self, info: ev.SessionTerminated) -> None:
+        why = info.error or f"session terminated (reason {_reason_name(info.reason)})"
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(TransferFailed(f"not acknowledged: {why}"))
+        self._pending.clear()
+        if not self._established.done():
+            self._established.set_exception(LinkClosed(f"session not established: {why}"))
+            self._established.exception()  # mark retrieved: nobody may be waiting
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def _finish_closed(self) -> None:
+        if self.terminated_info is not None:
+            self._fail_pending(self.terminated_info)
+        if not self._closed.done():
+            self._closed.set_result(self.terminated_info)
+            if self.terminated_info is not None:
+                self._call("session_closed", self.terminated_info)
+
+    def _call(self, name: str, *args: Any) -> Any:
+        fn: Callable[..., Any] | None = getattr(self.handler, name, None)
+        if fn is None:
+            return None
+        return fn(self, *args)
+
+    def _on_bundle(self, event: ev.TransferReceived) -> None:
+        self.counters["bundles_received"] += 1
+        try:
+            verdict = self._call("bundle_received", event.data)
+        except Exception:
+            log.exception("bundle_received handler failed; refusing transfer")
+            verdict = RefuseReason.UNKNOWN
+        if inspect.isawaitable(verdict):
+            task = asyncio.ensure_future(verdict)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t, tid=event.transfer_id: self._answered(tid, t))
+        else:
+            self._answer(event.transfer_id, verdict)
+
+    def _answered(self, tid: int, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            verdict: BundleVerdict = RefuseReason.UNKNOWN
+        elif task.exception() is not None:
+            log.error("bundle_received handler failed; refusing", exc_info=task.exception())
+            verdict = RefuseReason.UNKNOWN
+        else:
+            verdict = task.result()
+        self._answer(tid, verdict)
+        self._flush()
+        self._arm_timer()
+
+    def _answer(self, tid: int, verdict: Any) -> None:
+        now = self.loop.time()
+        if verdict is None or verdict is True:
+            self._handle(self.session.accept_transfer(tid, now))
+        else:
+            reason = RefuseReason.NO_RESOURCES if verdict is False else RefuseReason(verdict)
+            self.counters["refused_in"] += 1
+            self._handle(self.session.refuse_transfer(tid, reason, now))
+
+    def _start_tls(self, server_side: bool) -> None:
+        assert self.transport is not None
+        # Stop reading now, synchronously: the next bytes are the TLS handshake and must not
+        # reach the plaintext parser.
+        self.transport.pause_reading()
+        task = asyncio.ensure_future(self._do_tls(server_side))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _do_tls(self, server_side: bool) -> None:
+        assert self.transport is not None and self.ssl_context is not None
+        old = self.transport
+        self._flush()  # our contact header must go out in the clear first
+        try:
+            new = await asyncio.wait_for(
+                self.loop.start_tls(old, self, self.ssl_context, server_side=server_side),
+                self.config.tls_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            log.warning("TLS handshake with %s failed: %s", self.peername, exc)
+            self.session.terminate(self.loop.time())
+            old.abort()
+            return
+        if new is None:
+            return
+        self.transport = new  # type: ignore[assignment]
+        ids = peer_node_ids(new.get_extra_info("ssl_object"))
+        self._handle(self.session.tls_established(self.loop.time(), ids))
+        self._flush()
+        self._arm_timer()
+
+
+def _reason_name(reason: int | None) -> str:
+    if reason is None:
+        return "none"
+    for enum in (RefuseReason, SessTermReason):
+        if isinstance(reason, enum):
+            return reason.name
+    return str(int(reason))
+
+
+async def connect(
+    host: str,
+    port: int,
+    config: SessionConfig,
+    handler: Any = None,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    timeout: float = 30.0,
+) -> TcpclConnection:
+    """Open a TCPCLv4 session as the active entity and wait until it is established."""
+    loop = asyncio.get_running_loop()
+    _, conn = await asyncio.wait_for(
+        loop.create_connection(
+            lambda: TcpclConnection(Role.ACTIVE, config, handler, ssl_context), host, port
+        ),
+        timeout,
+    )
+    try:
+        await conn.wait_established(timeout)
+    except BaseException:
+        conn.abort()
+        raise
+    return conn
+
+
+async def start_server(
+    host: str,
+    port: int,
+    config: SessionConfig,
+    handler: Any = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> asyncio.Server:
+    """Listen for TCPCLv4 sessions (passive entity); one :class:`TcpclConnection` each."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: TcpclConnection(Role.PASSIVE, config, handler, ssl_context), host, port
+    )
+
+
+class ReconnectingClient:
+    """Keeps one outgoing session to ``host:port`` up: reconnect with exponential backoff.
+
+    ``on_up(conn)`` / ``on_down(conn, info)`` bracket each session. Backoff starts at
+    ``initial_backoff``, doubles to ``max_backoff``, has +-25 % jitter, and resets once a
+    session was established.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        config: SessionConfig,
+        handler: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        on_up: Callable[[TcpclConnection], None] | None = None,
+        on_down: Callable[[TcpclConnection | None, str], None] | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.config, self.handler, self.ssl_context = config, handler, ssl_context
+        self.initial_backoff, self.max_backoff = initial_backoff, max_backoff
+        self.on_up, self.on_down = on_up, on_down
+        self.conn: TcpclConnection | None = None
+        self.attempts = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._up = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def wait_up(self, timeout: float | None = None) -> TcpclConnection:
+        await asyncio.wait_for(self._up.wait(), timeout)
+        assert self.conn is not None
+        return self.conn
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.conn is not None:
+            await self.conn.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        backoff = self.initial_backoff
+        while not self._stopping:
+            self.attempts += 1
+            try:
+                conn = await connect(
+                    self.host,
+                    self.port,
+                    self.config,
+                    self.handler,
+                    self.ssl_context,
+                    timeout=self.config.sess_init_timeout,
+                )
+            except (OSError, ConvergenceError, TimeoutError) as exc:
+                if self.on_down is not None:
+                    self.on_down(None, f"connect failed: {exc}")
+                await asyncio.sleep(backoff * random.uniform(0.75, 1.25))
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = self.initial_backoff
+            self.conn = conn
+            self._up.set()
+            if self.on_up is not None:
+                self.on_up(conn)
+            info = await conn.wait_closed()
+            self._up.clear()
+            if self.on_down is not None:
+                self.on_down(conn, (info.error if info else None) or "session closed")
+            if not self._stopping:
+                await asyncio.sleep(backoff * random.uniform(0.75, 1.25))
+
+
+__all__ = [
+    "ReconnectingClient",
+    "TcpclConnection",
+    "TcpclHandler",
+    "TransferFailed",
+    "connect",
+    "start_server",
+]
