@@ -237,115 +237,91 @@ class BundleMeta:
     checksum: int = 0  # CRC-32 of the wire bytes, checked on read (filled by the store)
 
     def validate(self) -> None:
-        """Raise :class:`InvalidMeta` unless every field has a storable type and value."""
-        for name in ("received_ms", "expiry_ms", "retries", "size", "seq", "checksum"):
+        """Raise :class:`InvalidMeta` unless every field has a storable type and value.
+
+        Written for speed (it runs on every put): exact-type checks first, messages after.
+        """
+        for name in _INT_FIELDS:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidMeta(f"{name} must be a non-negative int, not {value!r}")
-            if value >= 1 << 64:
-                raise InvalidMeta(f"{name} out of range: {value}")
+            if (type(value) is not int or not 0 <= value < _U64_LIMIT) and (
+                type(value) is bool or not isinstance(value, int) or not 0 <= value < _U64_LIMIT
+            ):
+                raise InvalidMeta(f"{name} must be an int in 0..2**64-1, not {value!r}")
+        for name in _OPT_INT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (
+                type(value) is bool or not isinstance(value, int) or not 0 <= value < _U64_LIMIT
+            ):
+                raise InvalidMeta(f"{name} must be None or an int in 0..2**64-1, not {value!r}")
         for name in ("destination", "source"):
             value = getattr(self, name)
-            if (
-                not isinstance(value, str)
-                or len(value.encode("utf-8", "surrogatepass")) > _MAX_TEXT
-            ):
-                raise InvalidMeta(f"{name} must be a str of at most {_MAX_TEXT} bytes")
+            if not isinstance(value, str) or not _short_text(value):
+                raise InvalidMeta(f"{name} must be a str of at most {_MAX_TEXT} UTF-8 bytes")
         for name in ("queue", "local_endpoint", "report_to"):
             value = getattr(self, name)
             if value is not None and (
-                not isinstance(value, str)
-                or not value
-                or len(value.encode("utf-8", "surrogatepass")) > _MAX_TEXT
+                not isinstance(value, str) or not value or not _short_text(value)
             ):
                 raise InvalidMeta(f"{name} must be None or a non-empty str of <= {_MAX_TEXT} bytes")
-        for name in ("fragment_offset", "total_adu_length", "deletion_reason"):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 0
-                or value >= 1 << 64
-            ):
-                raise InvalidMeta(f"{name} must be None or a non-negative int")
-        if self.adu_key is not None and (
-            not isinstance(self.adu_key, bytes) or not self.adu_key or len(self.adu_key) > _MAX_TEXT
-        ):
+        adu = self.adu_key
+        if adu is not None and (not isinstance(adu, bytes) or not adu or len(adu) > _MAX_TEXT):
             raise InvalidMeta(f"adu_key must be None or non-empty bytes of <= {_MAX_TEXT}")
-        try:
-            CustodyState(self.state)
-        except ValueError:
-            raise InvalidMeta(f"unknown custody state {self.state!r}") from None
-        if (
-            not isinstance(self.priority, int)
-            or isinstance(self.priority, bool)
-            or not 0 <= self.priority <= 2
-        ):
-            raise InvalidMeta(f"priority must be 0, 1 or 2, not {self.priority!r}")
+        if self.state.__class__ is not CustodyState:
+            try:
+                CustodyState(self.state)
+            except ValueError:
+                raise InvalidMeta(f"unknown custody state {self.state!r}") from None
+        prio = self.priority
+        if type(prio) is bool or not isinstance(prio, int) or not 0 <= prio <= 2:
+            raise InvalidMeta(f"priority must be 0, 1 or 2, not {prio!r}")
         if not isinstance(self.extra, dict):
             raise InvalidMeta("extra must be a dict")
 
-    def to_cbor_obj(self) -> dict[str, Any]:
-        """A CBOR-encodable map (short text keys, so new fields can be added compatibly)."""
-        obj: dict[str, Any] = {
-            "v": _META_VERSION,
-            "rx": self.received_ms,
-            "ex": self.expiry_ms,
-            "d": self.destination,
-            "s": self.source,
-            "st": str(self.state),
-            "p": int(self.priority),
-            "sz": self.size,
-            "q#": self.seq,
-            "ck": self.checksum,
-        }
-        optional = {
-            "q": self.queue,
-            "le": self.local_endpoint,
-            "rt": self.retries or None,
-            "adu": self.adu_key,
-            "fo": self.fragment_offset,
-            "tl": self.total_adu_length,
-            "rp": self.report_to,
-            "dr": self.deletion_reason,
-            "x": self.extra or None,
-        }
-        obj.update((k, v) for k, v in optional.items() if v is not None)
-        return obj
+    def to_cbor_obj(self) -> list[Any]:
+        """A CBOR array: the format version, then every field in declaration order.
+
+        Positional rather than a map because it is encoded on every put and decoded on every
+        index hit (half the cost of a map). New fields are only ever appended, and a reader
+        ignores trailing items it does not know, so the format can grow compatibly.
+        """
+        return [
+            _META_VERSION,
+            self.received_ms,
+            self.expiry_ms,
+            self.destination,
+            self.source,
+            str(self.state),
+            self.queue,
+            int(self.priority),
+            self.local_endpoint,
+            self.retries,
+            self.adu_key,
+            self.fragment_offset,
+            self.total_adu_length,
+            self.report_to,
+            self.deletion_reason,
+            self.extra,
+            self.size,
+            self.seq,
+            self.checksum,
+        ]
 
     def to_cbor(self) -> bytes:
         try:
             return cbor2.dumps(self.to_cbor_obj())
-        except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
+        except (cbor2.CBOREncodeError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidMeta(f"metadata not CBOR-serialisable: {exc}") from exc
 
     @classmethod
     def from_cbor_obj(cls, obj: Any) -> BundleMeta:
-        if not isinstance(obj, dict) or obj.get("v") != _META_VERSION:
+        if not isinstance(obj, list) or len(obj) < _N_FIELDS + 1 or obj[0] != _META_VERSION:
             raise StoreCorrupt(f"unrecognised metadata record: {obj!r:.80}")
         try:
-            meta = cls(
-                received_ms=obj["rx"],
-                expiry_ms=obj["ex"],
-                destination=obj["d"],
-                source=obj["s"],
-                state=CustodyState(obj["st"]),
-                queue=obj.get("q"),
-                priority=Priority(obj["p"]),
-                local_endpoint=obj.get("le"),
-                retries=obj.get("rt", 0),
-                adu_key=obj.get("adu"),
-                fragment_offset=obj.get("fo"),
-                total_adu_length=obj.get("tl"),
-                report_to=obj.get("rp"),
-                deletion_reason=obj.get("dr"),
-                extra=obj.get("x", {}),
-                size=obj["sz"],
-                seq=obj["q#"],
-                checksum=obj["ck"],
-            )
+            meta = cls(*obj[1 : _N_FIELDS + 1])
+            meta.state = CustodyState(meta.state)
+            meta.priority = Priority(meta.priority)
             meta.validate()
-        except (KeyError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError, InvalidMeta) as exc:
             raise StoreCorrupt(f"malformed metadata record: {exc}") from exc
         return meta
 
@@ -359,7 +335,12 @@ class BundleMeta:
 
     def copy(self, **changes: Any) -> BundleMeta:
         """A copy with ``changes`` applied (``extra`` is copied, not shared)."""
-        new = dataclasses.replace(self, **changes)
+        if changes:
+            unknown = set(changes).difference(_FIELD_NAMES)
+            if unknown:
+                raise TypeError(f"unknown BundleMeta field(s): {sorted(unknown)}")
+        values = [changes[n] if n in changes else getattr(self, n) for n in _FIELD_NAMES]
+        new = BundleMeta(*values)
         if "extra" not in changes:
             new.extra = dict(self.extra)
         return new
@@ -394,6 +375,22 @@ def adu_key_of(source: str, creation: Any) -> bytes:
     """The key shared by all fragments of one ADU: source EID + creation timestamp (§5.9)."""
     time_ms, sequence = (int(creation[0]), int(creation[1]))
     return cbor2.dumps([source, time_ms, sequence])
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(BundleMeta))
+_N_FIELDS = len(_FIELD_NAMES)
+_INT_FIELDS = ("received_ms", "expiry_ms", "retries", "size", "seq", "checksum")
+_OPT_INT_FIELDS = ("fragment_offset", "total_adu_length", "deletion_reason")
+_U64_LIMIT = 1 << 64
+
+
+def _short_text(text: str) -> bool:
+    if len(text) * 4 <= _MAX_TEXT:  # cannot exceed the limit even if all 4-byte UTF-8
+        return True
+    try:
+        return len(text.encode("utf-8")) <= _MAX_TEXT
+    except UnicodeEncodeError:  # lone surrogates cannot go into CBOR text
+        return False
 
 
 @dataclass(frozen=True, slots=True)

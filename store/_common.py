@@ -1,0 +1,123 @@
+"""Rules shared by every backend: quota arithmetic, meta preparation and index orderings.
+
+Keeping these in one place is what lets the memory reference and the LMDB backend pass one
+contract suite: both call the same functions to decide *whether* and *in what order*.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from waystation.store.api import (
+    BundleMeta,
+    CustodyState,
+    InvalidMeta,
+    Priority,
+    StoreFull,
+)
+
+DTN_EPOCH_UNIX_S = 946684800  # RFC 9171 §4.2.6: 2000-01-01T00:00:00Z
+DEFAULT_DELETION_LOG = 10_000
+_FROZEN_FIELDS = frozenset({"size", "seq", "checksum"})
+_ENUM_FIELDS: dict[str, Any] = {"state": CustodyState, "priority": Priority}
+
+
+def dtn_now_ms() -> int:
+    """Current DTN time in ms (used only when the caller gives no ``now_ms``)."""
+    return int(time.time() * 1000) - DTN_EPOCH_UNIX_S * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Limits on what the store may hold; ``None`` means unlimited."""
+
+    max_bytes: int | None = None
+    max_count: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_count"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be None or a non-negative int")
+
+    def check(self, count: int, used_bytes: int, adding: int) -> None:
+        """Raise StoreFull if one more bundle of ``adding`` bytes would not fit."""
+        if self.max_count is not None and count + 1 > self.max_count:
+            raise StoreFull(
+                f"store full: {count} bundles stored, limit {self.max_count}",
+                needed_bytes=adding,
+                free_bytes=self.free_bytes(used_bytes),
+                count=count,
+                max_count=self.max_count,
+            )
+        if self.max_bytes is not None and used_bytes + adding > self.max_bytes:
+            raise StoreFull(
+                f"store full: {adding} bytes needed, {self.free_bytes(used_bytes)} free "
+                f"of {self.max_bytes}",
+                needed_bytes=adding,
+                free_bytes=self.free_bytes(used_bytes),
+                count=count,
+                max_count=self.max_count or 0,
+            )
+
+    def free_bytes(self, used_bytes: int) -> int:
+        return -1 if self.max_bytes is None else max(0, self.max_bytes - used_bytes)
+
+
+def check_wire(wire: Any) -> bytes:
+    if not isinstance(wire, bytes | bytearray | memoryview):
+        raise TypeError(f"wire must be bytes, not {type(wire).__name__}")
+    wire = bytes(wire)
+    if not wire:
+        raise InvalidMeta("empty bundle")
+    return wire
+
+
+def prepare_meta(meta: BundleMeta, wire: bytes, seq: int) -> BundleMeta:
+    """The copy of ``meta`` the store keeps: validated, with size/seq/checksum filled in."""
+    if not isinstance(meta, BundleMeta):
+        raise TypeError(f"meta must be a BundleMeta, not {type(meta).__name__}")
+    stored = meta.copy(size=len(wire), seq=seq, checksum=zlib.crc32(wire), deletion_reason=None)
+    stored.validate()
+    if stored.state.__class__ is not CustodyState:
+        stored.state = CustodyState(stored.state)
+    if stored.priority.__class__ is not Priority:
+        stored.priority = Priority(stored.priority)
+    return stored
+
+
+def apply_changes(meta: BundleMeta, changes: dict[str, Any]) -> BundleMeta:
+    """``meta`` with ``changes`` applied and validated; the store-owned fields are refused."""
+    bad = _FROZEN_FIELDS.intersection(changes)
+    if bad:
+        raise InvalidMeta(f"fields owned by the store cannot be changed: {sorted(bad)}")
+    try:
+        new = meta.copy(**changes)
+    except TypeError as exc:  # unknown field name
+        raise InvalidMeta(str(exc)) from None
+    for name, enum_type in _ENUM_FIELDS.items():
+        if name in changes:
+            try:
+                setattr(new, name, enum_type(getattr(new, name)))
+            except (ValueError, TypeError):
+                raise InvalidMeta(f"bad {name}: {changes[name]!r}") from None
+    new.validate()
+    return new
+
+
+def check_reason(reason: Any) -> int:
+    if not isinstance(reason, int) or isinstance(reason, bool) or not 0 <= reason <= 255:
+        raise InvalidMeta(f"reason code must be an int 0..255 (RFC 9171 §6.1.1), not {reason!r}")
+    return int(reason)
+
+
+def queue_order(meta: BundleMeta) -> tuple[int, int]:
+    """Outbound queue order: highest priority first, then arrival."""
+    return (2 - int(meta.priority), meta.seq)
+
+
+def fragment_order(meta: BundleMeta) -> tuple[int, int]:
+    return (meta.fragment_offset or 0, meta.seq)

@@ -1,0 +1,757 @@
+"""The LMDB backend: durable, crash-safe, bounded custody storage.
+
+Layout (one LMDB environment, named sub-databases; every change to a bundle and all of its
+index entries happens in one write transaction, so the indexes can never disagree with the
+data, even after ``kill -9``)::
+
+    data      key -> wire bytes (exactly what was put; the codec stays the only serialiser)
+    meta      key -> BundleMeta CBOR
+    ix_dest   h8(destination) | seq8 | key                    -> ''   (by destination)
+    ix_exp    expiry_ms8 | key                                -> ''   (expiry sweep)
+    ix_queue  h8(neighbour) | (2 - priority)1 | seq8 | key    -> ''   (outbound queues)
+    ix_local  h8(endpoint) | seq8 | key                       -> ''   (pending local delivery)
+    ix_adu    h8(adu_key) | offset8 | seq8 | key              -> ''   (fragments of an ADU)
+    dellog    seq8 -> DeletionRecord CBOR                     (bounded deletion log)
+    info      b'format', b'count', b'bytes', b'seq', b'del_seq', b'del_first' -> values
+
+``h8`` is an 8-byte BLAKE2b of the text: LMDB keys are limited to 511 bytes and EIDs are not
+short. Queries filter on the real field in the metadata, so a hash collision can cost a
+wasted lookup but never a wrong answer.
+
+Durability: the environment is opened with ``sync=True, metasync=True`` and without
+``writemap``; a commit returns after LMDB's two fsyncs (data pages, then the meta page), so a
+returned ``put`` survives a process kill and a power cut. Single-op calls (``put``) pay that
+per call; :meth:`LmdbBundleStore.apply_batch` applies many operations under one commit, which
+is what the group-commit writer uses.
+
+Bounds: a :class:`~waystation.store._common.Quota` (bytes, count) refuses a put with
+``StoreFull`` before anything is written. The LMDB map is sized with headroom over the quota
+(B-tree pages are at most half empty after splits; metadata and indexes add ~300 bytes per
+bundle; deleted pages are reused only once no reader needs them), and should LMDB still report
+``MDB_MAP_FULL`` the map is grown and the batch retried, so the store never wedges on its own
+map. A full *disk* (ENOSPC at commit) becomes ``StoreFull`` as well; LMDB has then aborted the
+transaction and nothing is half-written.
+
+Corruption: LMDB trusts its file. A truncated file would make reads SIGBUS, so before any data
+page is touched the file size is checked against the committed meta page's last page number;
+``verify="full"`` additionally walks every page with py-lmdb's offline verifier. Each bundle's
+CRC-32 is stored in its metadata and checked on every ``get``. All of these raise
+``StoreCorrupt`` with the path and the finding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import hashlib
+import json
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lmdb
+from waystation.store._common import (
+    DEFAULT_DELETION_LOG,
+    Quota,
+    apply_changes,
+    check_reason,
+    check_wire,
+    dtn_now_ms,
+    prepare_meta,
+)
+from waystation.store.api import (
+    BundleKeyLike,
+    BundleMeta,
+    BundleNotFound,
+    DeletionRecord,
+    Disposition,
+    DuplicateBundle,
+    InvalidMeta,
+    ReasonCode,
+    StoreClosed,
+    StoreCorrupt,
+    StoredEntry,
+    StoreError,
+    StoreFull,
+    StoreStats,
+    bundle_key,
+)
+from waystation.store.ops import DeleteOp, PutOp, StoreOp, SweepOp, UpdateOp
+
+__all__ = ["FORMAT", "MARKER_FILE", "LmdbBundleStore", "verify_store"]
+
+FORMAT = b"waystation-store/1"
+MARKER_FILE = "waystation-store.json"
+_U64 = struct.Struct(">Q")
+_DBS = ("data", "meta", "ix_dest", "ix_exp", "ix_queue", "ix_local", "ix_adu", "dellog", "info")
+_MIN_MAP = 64 << 20
+_UNLIMITED_MAP = 1 << 40  # virtual address space only: LMDB does not preallocate the file
+_PER_BUNDLE_OVERHEAD = 2048  # meta + five index entries + B-tree slack, generous
+_CORRUPT_ERRORS: tuple[type[BaseException], ...] = (
+    lmdb.CorruptedError,
+    lmdb.PageNotFoundError,
+    lmdb.InvalidError,
+    lmdb.VersionMismatchError,
+    lmdb.IncompatibleError,
+    lmdb.BadValsizeError,
+    lmdb.PanicError,
+)
+
+Verify = Literal["none", "quick", "full"]
+
+
+@functools.lru_cache(maxsize=8192)
+def _h8(text: str | bytes) -> bytes:
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return hashlib.blake2b(raw, digest_size=8).digest()
+
+
+def _index_keys(key: bytes, m: BundleMeta) -> list[tuple[str, bytes]]:
+    """Every index entry of one bundle (the single definition used by put, update and delete)."""
+    seq = _U64.pack(m.seq)
+    out = [
+        ("ix_dest", _h8(m.destination) + seq + key),
+        ("ix_exp", _U64.pack(m.expiry_ms) + key),
+    ]
+    if m.queue is not None:
+        out.append(("ix_queue", _h8(m.queue) + bytes((2 - int(m.priority),)) + seq + key))
+    if m.local_endpoint is not None:
+        out.append(("ix_local", _h8(m.local_endpoint) + seq + key))
+    if m.adu_key is not None:
+        out.append(("ix_adu", _h8(m.adu_key) + _U64.pack(m.fragment_offset or 0) + seq + key))
+    return out
+
+
+def map_size_for(max_bytes: int | None, max_count: int | None) -> int:
+    """An LMDB map size that a store within its quota cannot fill (see module docstring)."""
+    if max_bytes is None:
+        return _UNLIMITED_MAP
+    count_bound = max_count if max_count is not None else max(1, max_bytes // 64)
+    return max(_MIN_MAP, 2 * max_bytes + count_bound * _PER_BUNDLE_OVERHEAD + _MIN_MAP)
+
+
+class LmdbBundleStore:
+    """A :class:`~waystation.store.api.BundleStore` in an LMDB environment directory.
+
+    Thread-safe: LMDB serialises writers (one write transaction at a time, across processes
+    too), and readers use their own MVCC snapshots. For many concurrent durable writes use
+    :meth:`apply_batch` through :class:`~waystation.store.group_commit.GroupCommitWriter` /
+    :class:`~waystation.store.group_commit.AsyncBundleStore`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = None,
+        max_count: int | None = None,
+        deletion_log: int = DEFAULT_DELETION_LOG,
+        create: bool = True,
+        readonly: bool = False,
+        verify: Verify = "quick",
+        map_size: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.quota = Quota(max_bytes, max_count)
+        self._deletion_log = max(1, deletion_log)
+        self._readonly = readonly
+        self._closed = False
+        self._resize_lock = threading.Condition()
+        self._readers = 0
+        self._resizing = False
+        fresh = self._check_files(create=create and not readonly)
+        if verify == "full" and not fresh:
+            verify_store(self.path)
+        self._map_size = map_size or map_size_for(max_bytes, max_count)
+        try:
+            self._env = lmdb.open(
+                str(self.path),
+                map_size=self._map_size,
+                max_dbs=len(_DBS) + 2,
+                subdir=True,
+                readonly=readonly,
+                create=False,
+                sync=True,
+                metasync=True,
+                writemap=False,
+                readahead=False,
+                lock=True,
+                max_readers=256,
+                max_spare_txns=8,
+            )
+        except _CORRUPT_ERRORS as exc:
+            raise StoreCorrupt(f"{self.path}: not a usable LMDB store: {exc}") from exc
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open store: {exc}") from exc
+        try:
+            if verify != "none":
+                self._check_size()
+            self._dbs = self._open_dbs(fresh)
+        except BaseException:
+            self._env.close()
+            raise
+
+    # -- opening --------------------------------------------------------------------------
+    def _check_files(self, *, create: bool) -> bool:
+        """Create or recognise the directory; return True for a brand-new store."""
+        data = self.path / "data.mdb"
+        marker = self.path / MARKER_FILE
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"{self.path}: no store here")
+            self.path.mkdir(parents=True)
+        if not self.path.is_dir():
+            raise StoreCorrupt(f"{self.path}: not a directory")
+        has_marker = marker.exists()
+        size = data.stat().st_size if data.exists() else 0
+        if has_marker and size == 0:
+            # An empty data file would be silently initialised as a new, empty store.
+            raise StoreCorrupt(
+                f"{data}: data file is missing or empty, but {MARKER_FILE} says a store "
+                "lived here (truncated or deleted?)"
+            )
+        if not has_marker and size > 0:
+            raise StoreCorrupt(f"{self.path}: an LMDB file without {MARKER_FILE}: not our store")
+        if not has_marker:
+            if not create:
+                raise StoreError(f"{self.path}: no store here")
+            marker.write_text(json.dumps({"format": FORMAT.decode()}) + "\n")
+            return True
+        return False
+
+    def _check_size(self) -> None:
+        """Refuse a data file shorter than its committed meta page says (reads would SIGBUS)."""
+        info = self._env.info()
+        psize = self._env.stat()["psize"]
+        need = (info["last_pgno"] + 1) * psize
+        have = (self.path / "data.mdb").stat().st_size
+        if have < need:
+            raise StoreCorrupt(
+                f"{self.path / 'data.mdb'}: truncated: {have} bytes on disk, the committed "
+                f"state needs {need} ({info['last_pgno'] + 1} pages of {psize})"
+            )
+
+    def _open_dbs(self, fresh: bool) -> dict[str, Any]:
+        try:
+            if self._readonly:
+                with self._env.begin() as txn:
+                    names = set(self._env.dbs(txn)) if hasattr(self._env, "dbs") else None
+                dbs = {}
+                for name in _DBS:
+                    if names is not None and name.encode() not in names:
+                        raise StoreCorrupt(f"{self.path}: sub-database {name!r} missing")
+                    dbs[name] = self._env.open_db(name.encode(), create=False)
+            else:
+                with self._env.begin(write=True) as txn:
+                    dbs = {n: self._env.open_db(n.encode(), txn=txn) for n in _DBS}
+                    if fresh and txn.get(b"format", db=dbs["info"]) is None:
+                        txn.put(b"format", FORMAT, db=dbs["info"])
+            with self._env.begin() as txn:
+                fmt = txn.get(b"format", db=dbs["info"])
+        except _CORRUPT_ERRORS as exc:
+            raise StoreCorrupt(f"{self.path}: damaged store: {exc}") from exc
+        except lmdb.NotFoundError as exc:
+            raise StoreCorrupt(f"{self.path}: sub-database missing: {exc}") from exc
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open sub-databases: {exc}") from exc
+        if fmt != FORMAT:
+            raise StoreCorrupt(f"{self.path}: unknown store format {fmt!r} (want {FORMAT!r})")
+        return dbs
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Any]:
+        self._enter_reader()
+        try:
+            with self._env.begin(buffers=False) as txn:
+                yield txn
+        except _CORRUPT_ERRORS as exc:
+            raise StoreCorrupt(f"{self.path}: {exc}") from exc
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: read failed: {exc}") from exc
+        finally:
+            self._leave_reader()
+
+    def _enter_reader(self) -> None:
+        with self._resize_lock:
+            if self._closed:
+                raise StoreClosed("store is closed")
+            while self._resizing:
+                self._resize_lock.wait()
+            self._readers += 1
+
+    def _leave_reader(self) -> None:
+        with self._resize_lock:
+            self._readers -= 1
+            if self._readers == 0:
+                self._resize_lock.notify_all()
+
+    def _grow_map(self) -> None:
+        """Double the map (LMDB requires no live transaction in this process while resizing)."""
+        with self._resize_lock:
+            self._resizing = True
+            try:
+                while self._readers > 0:
+                    self._resize_lock.wait()
+                new = self._map_size * 2
+                try:
+                    self._env.set_mapsize(new)
+                except lmdb.Error as exc:
+                    raise StoreFull(
+                        f"store map cannot grow beyond {self._map_size}: {exc}"
+                    ) from exc
+                self._map_size = new
+            finally:
+                self._resizing = False
+                self._resize_lock.notify_all()
+
+    # -- the write path -------------------------------------------------------------------
+    def apply_batch(self, ops: Sequence[StoreOp]) -> list[Any]:
+        """Apply ``ops`` in one write transaction with one durable commit.
+
+        Returns one result per op, in order: the op's return value, or the ``StoreError``
+        (or ``TypeError``) it raised; a failed op changes nothing. If the commit itself fails
+        every op gets the error and nothing is stored.
+        """
+        if self._readonly:
+            err = StoreError(f"{self.path}: opened read-only")
+            return [err for _ in ops]
+        for _attempt in range(8):
+            self._enter_reader()
+            grow = False
+            try:
+                return self._apply_once(ops)
+            except lmdb.MapFullError:
+                grow = True
+            except StoreError as exc:
+                return [exc for _ in ops]
+            finally:
+                self._leave_reader()
+            if grow:
+                try:
+                    self._grow_map()
+                except StoreError as exc:
+                    return [exc for _ in ops]
+        full = StoreFull("store map still full after growing")
+        return [full for _ in ops]
+
+    def _apply_once(self, ops: Sequence[StoreOp]) -> list[Any]:
+        dbs = self._dbs
+        try:
+            txn = self._env.begin(write=True, buffers=False)
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot begin write: {exc}") from exc
+        try:
+            state = _Counters.load(txn, dbs["info"])
+            results: list[Any] = []
+            for op in ops:
+                try:
+                    results.append(self._apply_op(txn, state, op))
+                except (StoreError, TypeError) as exc:
+                    results.append(exc)
+            state.save(txn, dbs["info"])
+        except BaseException as exc:
+            txn.abort()
+            if isinstance(exc, lmdb.MapFullError):
+                raise
+            if isinstance(exc, _CORRUPT_ERRORS):
+                raise StoreCorrupt(f"{self.path}: {exc}") from exc
+            if isinstance(exc, lmdb.Error):
+                raise StoreError(f"{self.path}: write failed: {exc}") from exc
+            raise
+        try:
+            txn.commit()
+        except lmdb.MapFullError:
+            raise
+        except lmdb.Error as exc:
+            if _is_enospc(exc):
+                raise StoreFull(
+                    f"{self.path}: disk full; nothing from this batch was stored"
+                ) from exc
+            raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+        return results
+
+    def _apply_op(self, txn: Any, state: _Counters, op: StoreOp) -> Any:
+        if isinstance(op, PutOp):
+            return self._put_in(txn, state, op.key, op.wire, op.meta)
+        if isinstance(op, DeleteOp):
+            return self._delete_in(txn, state, op.key, op.reason, op.disposition, op.now_ms)
+        if isinstance(op, UpdateOp):
+            return self._update_in(txn, op.key, op.changes)
+        if isinstance(op, SweepOp):
+            return self._sweep_in(txn, state, op.now_ms, op.batch)
+        raise TypeError(f"unknown store operation {type(op).__name__}")
+
+    def _put_in(
+        self, txn: Any, state: _Counters, key: bytes, wire: bytes, meta: BundleMeta
+    ) -> BundleMeta:
+        dbs = self._dbs
+        stored = prepare_meta(meta, wire, state.seq + 1)
+        if txn.get(key, db=dbs["meta"]) is not None:
+            raise DuplicateBundle(key)
+        self.quota.check(state.count, state.bytes, len(wire))
+        packed = stored.to_cbor()
+        txn.put(key, wire, db=dbs["data"])
+        txn.put(key, packed, db=dbs["meta"])
+        for name, ix in _index_keys(key, stored):
+            txn.put(ix, b"", db=dbs[name])
+        state.seq += 1
+        state.count += 1
+        state.bytes += len(wire)
+        return stored
+
+    def _load_meta(self, txn: Any, key: bytes) -> BundleMeta:
+        raw = txn.get(key, db=self._dbs["meta"])
+        if raw is None:
+            raise BundleNotFound(key)
+        return BundleMeta.from_cbor(raw)
+
+    def _update_in(self, txn: Any, key: bytes, changes: dict[str, Any]) -> BundleMeta:
+        dbs = self._dbs
+        old = self._load_meta(txn, key)
+        new = apply_changes(old, changes)
+        packed = new.to_cbor()
+        old_ix = set(_index_keys(key, old))
+        new_ix = set(_index_keys(key, new))
+        for name, ix in old_ix - new_ix:
+            txn.delete(ix, db=dbs[name])
+        for name, ix in new_ix - old_ix:
+            txn.put(ix, b"", db=dbs[name])
+        txn.put(key, packed, db=dbs["meta"])
+        return new
+
+    def _delete_in(
+        self,
+        txn: Any,
+        state: _Counters,
+        key: bytes,
+        reason: int,
+        disposition: Disposition,
+        now_ms: int | None,
+    ) -> DeletionRecord:
+        dbs = self._dbs
+        reason = check_reason(reason)
+        try:
+            disposition = Disposition(disposition)
+        except ValueError:
+            raise InvalidMeta(f"unknown disposition {disposition!r}") from None
+        meta = self._load_meta(txn, key)
+        for name, ix in _index_keys(key, meta):
+            txn.delete(ix, db=dbs[name])
+        txn.delete(key, db=dbs["meta"])
+        txn.delete(key, db=dbs["data"])
+        state.count -= 1
+        state.bytes -= meta.size
+        state.del_seq += 1
+        record = DeletionRecord(
+            state.del_seq,
+            key,
+            disposition,
+            reason,
+            dtn_now_ms() if now_ms is None else now_ms,
+            meta.copy(deletion_reason=reason),
+        )
+        txn.put(_U64.pack(record.seq), record.to_cbor(), db=dbs["dellog"])
+        while state.del_seq - state.del_first >= self._deletion_log:
+            state.del_first += 1
+            txn.delete(_U64.pack(state.del_first), db=dbs["dellog"])
+        return record
+
+    def _sweep_in(
+        self, txn: Any, state: _Counters, now_ms: int, batch: int
+    ) -> list[DeletionRecord]:
+        keys: list[bytes] = []
+        with txn.cursor(db=self._dbs["ix_exp"]) as cur:
+            for ix in cur.iternext(keys=True, values=False):
+                if len(keys) >= batch or _U64.unpack_from(ix)[0] > now_ms:
+                    break
+                keys.append(ix[8:])
+        return [
+            self._delete_in(txn, state, k, ReasonCode.LIFETIME_EXPIRED, Disposition.EXPIRED, now_ms)
+            for k in keys
+        ]
+
+    def _one(self, op: StoreOp) -> Any:
+        (result,) = self.apply_batch([op])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    # -- the BundleStore protocol: writes -------------------------------------------------
+    def put(self, bundle_id: BundleKeyLike | bytes, wire: bytes, meta: BundleMeta) -> BundleMeta:
+        result: BundleMeta = self._one(PutOp(bundle_key(bundle_id), check_wire(wire), meta))
+        return result
+
+    def update_meta(self, bundle_id: BundleKeyLike | bytes, **changes: Any) -> BundleMeta:
+        result: BundleMeta = self._one(UpdateOp(bundle_key(bundle_id), changes))
+        return result
+
+    def delete(
+        self,
+        bundle_id: BundleKeyLike | bytes,
+        reason: int = ReasonCode.NO_ADDITIONAL_INFORMATION,
+        *,
+        disposition: Disposition = Disposition.DELETED,
+        now_ms: int | None = None,
+    ) -> DeletionRecord:
+        result: DeletionRecord = self._one(
+            DeleteOp(bundle_key(bundle_id), reason, disposition, now_ms)
+        )
+        return result
+
+    def sweep_expired(self, now_ms: int, *, batch: int = 256) -> list[DeletionRecord]:
+        result: list[DeletionRecord] = self._one(SweepOp(now_ms, batch))
+        return result
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, bundle_id: BundleKeyLike | bytes) -> bytes:
+        key = bundle_key(bundle_id)
+        with self._read() as txn:
+            wire = txn.get(key, db=self._dbs["data"])
+            raw = txn.get(key, db=self._dbs["meta"])
+        if wire is None or raw is None:
+            if (wire is None) != (raw is None):
+                raise StoreCorrupt(f"{self.path}: bundle {key.hex()} has data or meta but not both")
+            raise BundleNotFound(key)
+        meta = BundleMeta.from_cbor(raw)
+        if len(wire) != meta.size or zlib.crc32(wire) != meta.checksum:
+            raise StoreCorrupt(f"{self.path}: bundle {key.hex()} fails its stored checksum")
+        return bytes(wire)
+
+    def get_meta(self, bundle_id: BundleKeyLike | bytes) -> BundleMeta:
+        key = bundle_key(bundle_id)
+        with self._read() as txn:
+            return self._load_meta(txn, key)
+
+    def contains(self, bundle_id: BundleKeyLike | bytes) -> bool:
+        key = bundle_key(bundle_id)
+        with self._read() as txn:
+            return txn.get(key, db=self._dbs["meta"]) is not None
+
+    def _scan(
+        self, db: str, prefix: bytes, key_at: int, limit: int | None, want: Any = None
+    ) -> list[StoredEntry]:
+        """Walk index ``db`` from ``prefix``; the bundle key starts at ``key_at`` in each entry."""
+        out: list[StoredEntry] = []
+        if limit is not None and limit <= 0:
+            return out
+        with self._read() as txn, txn.cursor(db=self._dbs[db]) as cur:
+            if not cur.set_range(prefix):
+                return out
+            for ix in cur.iternext(keys=True, values=False):
+                if not ix.startswith(prefix):
+                    break
+                key = ix[key_at:]
+                meta = self._load_meta(txn, key)
+                if want is not None and not want(meta):
+                    continue  # h8 collision
+                out.append(StoredEntry(key, meta))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def by_destination(self, destination: str, *, limit: int | None = None) -> list[StoredEntry]:
+        return self._scan(
+            "ix_dest", _h8(destination), 16, limit, lambda m: m.destination == destination
+        )
+
+    def expiring_before(self, t_ms: int, *, limit: int = 1000) -> list[StoredEntry]:
+        out: list[StoredEntry] = []
+        if limit <= 0:
+            return out
+        with self._read() as txn, txn.cursor(db=self._dbs["ix_exp"]) as cur:
+            for ix in cur.iternext(keys=True, values=False):
+                if _U64.unpack_from(ix)[0] >= t_ms:
+                    break
+                key = ix[8:]
+                out.append(StoredEntry(key, self._load_meta(txn, key)))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def queue(self, neighbour: str, *, limit: int | None = None) -> list[StoredEntry]:
+        return self._scan("ix_queue", _h8(neighbour), 17, limit, lambda m: m.queue == neighbour)
+
+    def queues(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._read() as txn, txn.cursor(db=self._dbs["ix_queue"]) as cur:
+            for ix in cur.iternext(keys=True, values=False):
+                name = self._load_meta(txn, ix[17:]).queue
+                if name is not None:
+                    counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def pending_local(self, endpoint: str, *, limit: int | None = None) -> list[StoredEntry]:
+        return self._scan(
+            "ix_local", _h8(endpoint), 16, limit, lambda m: m.local_endpoint == endpoint
+        )
+
+    def fragments(self, adu_key: bytes) -> list[StoredEntry]:
+        return self._scan("ix_adu", _h8(adu_key), 24, None, lambda m: m.adu_key == adu_key)
+
+    def entries(self, *, limit: int | None = None, after: bytes | None = None) -> list[StoredEntry]:
+        out: list[StoredEntry] = []
+        if limit is not None and limit <= 0:
+            return out
+        with self._read() as txn, txn.cursor(db=self._dbs["meta"]) as cur:
+            if after is None:
+                found = cur.first()
+            else:
+                found = cur.set_range(after)
+                if found and cur.key() == after:
+                    found = cur.next()
+            while found:
+                out.append(StoredEntry(cur.key(), BundleMeta.from_cbor(cur.value())))
+                if limit is not None and len(out) >= limit:
+                    break
+                found = cur.next()
+        return out
+
+    def deletions(self, *, since_seq: int = 0, limit: int | None = None) -> list[DeletionRecord]:
+        out: list[DeletionRecord] = []
+        if limit is not None and limit <= 0:
+            return out
+        with self._read() as txn, txn.cursor(db=self._dbs["dellog"]) as cur:
+            if not cur.set_range(_U64.pack(since_seq + 1)):
+                return out
+            for raw in cur.iternext(keys=False, values=True):
+                out.append(DeletionRecord.from_cbor(raw))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def stats(self) -> StoreStats:
+        with self._read() as txn:
+            state = _Counters.load(txn, self._dbs["info"])
+            info = self._env.info()
+            psize = self._env.stat()["psize"]
+        return StoreStats(
+            count=state.count,
+            bytes=state.bytes,
+            max_count=self.quota.max_count,
+            max_bytes=self.quota.max_bytes,
+            deletions_logged=state.del_seq - state.del_first,
+            backend="lmdb",
+            path=str(self.path),
+            map_size=info["map_size"],
+            map_used=(info["last_pgno"] + 1) * psize,
+        )
+
+    def check(self) -> list[str]:
+        """Cross-check data, meta, checksums and every index; return the problems found."""
+        problems: list[str] = []
+        with self._read() as txn:
+            state = _Counters.load(txn, self._dbs["info"])
+            want: dict[str, set[bytes]] = {n: set() for n in _DBS if n.startswith("ix_")}
+            count = total = 0
+            for key, raw in txn.cursor(db=self._dbs["meta"]):
+                try:
+                    meta = BundleMeta.from_cbor(raw)
+                except StoreCorrupt as exc:
+                    problems.append(f"{key.hex()}: {exc}")
+                    continue
+                wire = txn.get(key, db=self._dbs["data"])
+                if wire is None:
+                    problems.append(f"{key.hex()}: metadata without data")
+                elif len(wire) != meta.size or zlib.crc32(wire) != meta.checksum:
+                    problems.append(f"{key.hex()}: checksum mismatch")
+                count += 1
+                total += meta.size
+                for name, ix in _index_keys(key, meta):
+                    want[name].add(ix)
+            for key in txn.cursor(db=self._dbs["data"]).iternext(keys=True, values=False):
+                if txn.get(key, db=self._dbs["meta"]) is None:
+                    problems.append(f"{key.hex()}: data without metadata")
+            for name, keys in want.items():
+                have = set(txn.cursor(db=self._dbs[name]).iternext(keys=True, values=False))
+                if have != keys:
+                    problems.append(
+                        f"index {name}: {len(have - keys)} stale, "
+                        f"{len(keys - have)} missing entries"
+                    )
+            if (count, total) != (state.count, state.bytes):
+                problems.append(
+                    f"counters say {state.count} bundles / {state.bytes} bytes, "
+                    f"found {count} / {total}"
+                )
+        return problems
+
+    def close(self) -> None:
+        with self._resize_lock:
+            if self._closed:
+                return
+            self._closed = True
+            while self._readers:
+                self._resize_lock.wait()
+        self._env.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> LmdbBundleStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Counters:
+    """The ``info`` counters, read at the start of a write transaction and saved at its end."""
+
+    __slots__ = ("bytes", "count", "del_first", "del_seq", "seq")
+    _NAMES = ("count", "bytes", "seq", "del_seq", "del_first")
+
+    def __init__(self, values: dict[str, int]) -> None:
+        self.count = values["count"]
+        self.bytes = values["bytes"]
+        self.seq = values["seq"]
+        self.del_seq = values["del_seq"]
+        self.del_first = values["del_first"]
+
+    @classmethod
+    def load(cls, txn: Any, db: Any) -> _Counters:
+        values = {}
+        for name in cls._NAMES:
+            raw = txn.get(name.encode(), db=db)
+            if raw is not None and len(raw) != 8:
+                raise StoreCorrupt(f"counter {name!r} is damaged")
+            values[name] = 0 if raw is None else _U64.unpack(raw)[0]
+        return cls(values)
+
+    def save(self, txn: Any, db: Any) -> None:
+        for name in self._NAMES:
+            txn.put(name.encode(), _U64.pack(getattr(self, name)), db=db)
+
+
+def _is_enospc(exc: lmdb.Error) -> bool:
+    code = getattr(exc, "code", None) or (exc.args[1] if len(exc.args) > 1 else None)
+    return code == errno.ENOSPC or "No space left" in str(exc)
+
+
+def verify_store(path: str | os.PathLike[str]) -> None:
+    """Walk every page of the store's data file offline; raise StoreCorrupt on any finding.
+
+    Uses py-lmdb's pure-Python verifier (``lmdb.verify``), which never hands the file to the
+    LMDB engine, so a damaged file cannot crash the process. It is O(file size) in Python.
+    """
+    try:
+        from lmdb import verify as lmdb_verify
+    except ImportError as exc:  # py-lmdb < 2
+        raise StoreError("full verification needs py-lmdb with lmdb.verify") from exc
+    data = Path(path) / "data.mdb"
+    try:
+        problems = lmdb_verify.verify(str(data))
+    except lmdb_verify.VerifyError as exc:
+        raise StoreCorrupt(f"{data}: {exc}") from exc
+    except (OSError, ValueError, IndexError, struct.error) as exc:
+        raise StoreCorrupt(f"{data}: unreadable: {exc}") from exc
+    if problems:
+        shown = "; ".join(problems[:5])
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise StoreCorrupt(f"{data}: {len(problems)} problem(s): {shown}{more}")
