@@ -1,0 +1,255 @@
+"""The BPSec COSE context, security context ID 3 (draft-ietf-dtn-bpsec-cose-16).
+
+Implemented for BIBs: COSE_Sign1 results (result ID 18) with Ed25519 (EdDSA, alg -8; -19
+accepted) and ECDSA P-256/P-384/P-521, and COSE_Mac0 results (result ID 17) with HMAC-SHA2.
+Parameters (§2.2): 3 additional-protected (bstr), 4 additional-unprotected, 5 AAD scope (map of
+block number or special key -1 = target, -2 = security block, to flags bit 0 = metadata,
+bit 1 = BTSD). Default AAD scope: ``{0: 1, -1: 1, -2: 1}``.
+
+External AAD (§2.5.1), a CBOR sequence: the security source EID; the AAD scope map
+(deterministic encoding); for each scope entry (block numbers ascending, then -1, -2): metadata
+(the encoded primary block for 0, else type/number/flags as three uints) if bit 0, the BTSD as
+a byte string if bit 1 (not for 0); finally the additional-protected byte string (default h'').
+The COSE payload is the target BTSD, or the encoded primary block when the target is block 0.
+
+Not implemented: COSE_Encrypt/COSE_Encrypt0 (BCB) and the multi-signer forms COSE_Sign and
+COSE_Mac; certificate (x5chain/x5t) handling — keys are pinned in the trust store by ``kid``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+from waystation.bundle.bpsec import cose
+from waystation.bundle.bpsec.asb import AbstractSecurityBlock
+from waystation.bundle.bpsec.contexts.base import Pair
+from waystation.bundle.bpsec.errors import (
+    ForbiddenOperation,
+    KeyNotFound,
+    MalformedSecurityBlock,
+    SecurityCheckFailed,
+)
+from waystation.bundle.bpsec.keys import KeyResolver, SigningKey, SymmetricKey
+from waystation.bundle.bpsec.scope import OperationScope, block_metadata
+from waystation.bundle.cborhead import MAJOR_BYTES, encode_bytes, encode_head
+
+__all__ = [
+    "CONTEXT_ID",
+    "DEFAULT_AAD_SCOPE",
+    "CoseHandler",
+    "CoseMac0",
+    "CoseSign1",
+    "external_aad",
+]
+
+CONTEXT_ID = 3
+PARAM_ADDL_PROTECTED, PARAM_ADDL_UNPROTECTED, PARAM_AAD_SCOPE = 3, 4, 5
+RESULT_ENCRYPT0, RESULT_MAC0, RESULT_SIGN1 = 16, 17, 18
+AAD_METADATA, AAD_BTSD = 0x01, 0x02
+KEY_TARGET, KEY_SECURITY = -1, -2
+DEFAULT_AAD_SCOPE: dict[int, int] = {0: AAD_METADATA, KEY_TARGET: AAD_METADATA, KEY_SECURITY: AAD_METADATA}
+
+
+def _scope_order(aad_scope: dict[int, int]) -> list[int]:
+    positives = sorted(k for k in aad_scope if k >= 0)
+    negatives = sorted((k for k in aad_scope if k < 0), reverse=True)
+    return positives + negatives
+
+
+def external_aad(
+    scope: OperationScope, aad_scope: dict[int, int], additional_protected: bytes = b""
+) -> bytes:
+    """The external AAD of draft-ietf-dtn-bpsec-cose §2.5.1."""
+    parts = [scope.source.to_cbor(), cbor2.dumps(aad_scope, canonical=True)]
+    for key in _scope_order(aad_scope):
+        flags = aad_scope[key]
+        if key == 0:
+            if flags & AAD_METADATA:
+                parts.append(scope.primary)
+            continue
+        if key == KEY_TARGET:
+            if scope.target is None:
+                if flags & AAD_METADATA:  # the target is the primary block itself
+                    parts.append(scope.primary)
+                continue
+            header = block_metadata(scope.target.block_type, scope.target.number, scope.target.flags)
+            data = scope.target.data
+        elif key == KEY_SECURITY:
+            header, data = scope.security_metadata, None
+        elif key > 0:
+            block = scope.blocks.get(key)
+            if block is None:
+                raise SecurityCheckFailed(f"AAD scope names block {key}, which is not in the bundle",
+                                          scope.target_number)
+            header = block_metadata(block.block_type, block.number, block.flags)
+            data = block.data
+        else:
+            raise SecurityCheckFailed(f"AAD scope uses unsupported special key {key}",
+                                      scope.target_number)
+        if flags & AAD_METADATA:
+            parts.append(header)
+        if flags & AAD_BTSD and data is not None and key not in (KEY_TARGET, KEY_SECURITY):
+            parts.append(encode_head(MAJOR_BYTES, len(data)) + data)
+    parts.append(encode_bytes(additional_protected))
+    return b"".join(parts)
+
+
+def _scope_param(aad_scope: dict[int, int]) -> tuple[Pair, ...]:
+    return () if aad_scope == DEFAULT_AAD_SCOPE else ((PARAM_AAD_SCOPE, dict(aad_scope)),)
+
+
+def _check_aad_scope(value: Any) -> dict[int, int]:
+    if not isinstance(value, dict) or not all(
+        type(k) is int and type(v) is int and v >= 0 for k, v in value.items()
+    ):
+        raise MalformedSecurityBlock("COSE context: AAD scope must map integers to uint flags")
+    return value
+
+
+@dataclass(frozen=True)
+class _PreparedSign1:
+    parameters: tuple[Pair, ...]
+    key: SigningKey = field(repr=False)
+    alg: int
+    aad_scope: dict[int, int]
+
+    def sign(self, scope: OperationScope) -> tuple[Pair, ...]:
+        protected = cbor2.dumps({cose.HDR_ALG: self.alg})
+        tbs = cose.sig_structure(protected, external_aad(scope, self.aad_scope), scope.target_data)
+        signature = cose.sign(self.key.private, self.alg, tbs)
+        msg = cbor2.dumps([protected, {cose.HDR_KID: self.key.kid}, None, signature])
+        return ((RESULT_SIGN1, msg),)
+
+
+@dataclass(frozen=True)
+class CoseSign1:
+    """Security source: sign targets with a node's private key (COSE_Sign1, detached)."""
+
+    key: SigningKey
+    aad_scope: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_AAD_SCOPE))
+    alg: int | None = None
+    context_id: int = CONTEXT_ID
+
+    def prepare(self) -> _PreparedSign1:
+        alg = self.alg if self.alg is not None else cose.signature_alg_for(self.key.private)
+        return _PreparedSign1(_scope_param(self.aad_scope), self.key, alg, self.aad_scope)
+
+
+@dataclass(frozen=True)
+class _PreparedMac0:
+    parameters: tuple[Pair, ...]
+    key: SymmetricKey = field(repr=False)
+    alg: int
+    aad_scope: dict[int, int]
+
+    def sign(self, scope: OperationScope) -> tuple[Pair, ...]:
+        protected = cbor2.dumps({cose.HDR_ALG: self.alg})
+        tag = cose.mac0_tag(self.key.material, self.alg, protected,
+                            external_aad(scope, self.aad_scope), scope.target_data)
+        msg = cbor2.dumps([protected, {cose.HDR_KID: self.key.name.encode()}, None, tag])
+        return ((RESULT_MAC0, msg),)
+
+
+@dataclass(frozen=True)
+class CoseMac0:
+    """Security source: MAC targets with a shared key (COSE_Mac0, ``kid`` = key name)."""
+
+    key: SymmetricKey
+    alg: int = cose.ALG_HMAC_384
+    aad_scope: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_AAD_SCOPE))
+    context_id: int = CONTEXT_ID
+
+    def __post_init__(self) -> None:
+        try:
+            cose.hmac_alg_of(self.alg)
+        except MalformedSecurityBlock as exc:
+            raise ForbiddenOperation(str(exc)) from None
+
+    def prepare(self) -> _PreparedMac0:
+        return _PreparedMac0(_scope_param(self.aad_scope), self.key, self.alg, self.aad_scope)
+
+
+def _additional_headers(asb: AbstractSecurityBlock) -> tuple[bytes, dict[Any, Any]]:
+    prot = asb.parameter(PARAM_ADDL_PROTECTED, b"")
+    unprot = asb.parameter(PARAM_ADDL_UNPROTECTED, b"")
+    if not isinstance(prot, bytes):
+        raise MalformedSecurityBlock("COSE context: additional-protected must be a byte string")
+    merged: dict[Any, Any] = {}
+    try:
+        for raw in (prot, unprot):
+            value = cbor2.loads(raw) if isinstance(raw, bytes) and raw else raw
+            if isinstance(value, dict):
+                merged.update(value)
+    except Exception as exc:
+        raise MalformedSecurityBlock(f"COSE context: bad additional header: {exc}") from None
+    return prot, merged
+
+
+class CoseHandler:
+    """Verifier/acceptor side of the COSE context (integrity results only)."""
+
+    context_id = CONTEXT_ID
+    name = "COSE"
+
+    def verify(
+        self,
+        scope: OperationScope,
+        asb: AbstractSecurityBlock,
+        results: tuple[Pair, ...],
+        keys: KeyResolver,
+    ) -> None:
+        aad_scope = _check_aad_scope(asb.parameter(PARAM_AAD_SCOPE, DEFAULT_AAD_SCOPE))
+        addl_protected, addl_headers = _additional_headers(asb)
+        usable = [(rid, v) for rid, v in results if rid in (RESULT_SIGN1, RESULT_MAC0)]
+        if not usable:
+            raise MalformedSecurityBlock("COSE context: no COSE_Sign1/COSE_Mac0 result")
+        aad = external_aad(scope, aad_scope, addl_protected)
+        payload = scope.target_data
+        # Every result for the target must verify: a bad one is a failed operation.
+        for rid, value in usable:
+            msg = cose.decode_message(value)
+            kid = msg.kid(addl_headers)
+            if rid == RESULT_SIGN1:
+                tbs = cose.sig_structure(msg.protected, aad, payload)
+                trusted = keys.public_keys(asb.source, kid)
+                if not trusted:
+                    raise KeyNotFound(
+                        f"no trusted public key for {asb.source}"
+                        + (f" with kid {kid.hex()}" if kid else "")
+                    )
+                if not any(
+                    cose.verify_signature(t.public, msg.alg, tbs, msg.tag_or_signature)
+                    for t in trusted
+                ):
+                    raise SecurityCheckFailed(
+                        f"COSE_Sign1 signature over block {scope.target_number} does not verify",
+                        scope.target_number,
+                    )
+            else:
+                candidates = keys.symmetric_keys(CONTEXT_ID, asb.source, kid)
+                if not candidates:
+                    raise KeyNotFound(f"no MAC key for {asb.source}")
+                alg = msg.alg
+                cose.hmac_alg_of(alg)
+                if not any(
+                    cose.hmac.compare_digest(
+                        cose.mac0_tag(k.material, alg, msg.protected, aad, payload),
+                        msg.tag_or_signature,
+                    )
+                    for k in candidates
+                ):
+                    raise SecurityCheckFailed(
+                        f"COSE_Mac0 over block {scope.target_number} does not verify",
+                        scope.target_number,
+                    )
+
+    def decrypt(
+        self,
+        scope: OperationScope,
+        asb: AbstractSecurityBlock,
+        results: tuple[Pair, ...],
+        keys: KeyResolver,
+    ) -> bytes:
+        raise MalformedSecurityBlock("COSE confidentiality (COSE_Encrypt0) is not supported")
