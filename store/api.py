@@ -353,10 +353,13 @@ class BundleMeta:
         primary block (RFC 9171 §4.3.1); ``changes`` override or add node-local fields.
         """
         primary = bundle.primary
-        expiry = bundle.expiry_ms() if callable(getattr(bundle, "expiry_ms", None)) else 0
+        # §4.2.7/§4.4.2: creation + lifetime, or (no clock at the source) receipt - age + lifetime
+        expiry = bundle.expiry_ms(received_ms)
+        if expiry is None:  # no creation time and no Bundle Age block: count from receipt
+            expiry = received_ms + int(primary.lifetime_ms)
         fields: dict[str, Any] = {
             "received_ms": received_ms,
-            "expiry_ms": int(expiry),
+            "expiry_ms": max(0, int(expiry)),
             "destination": str(primary.destination),
             "source": str(primary.source),
             "report_to": str(getattr(primary, "report_to", "")) or None,

@@ -457,7 +457,7 @@ class LmdbBundleStore:
             meta.copy(deletion_reason=reason),
         )
         txn.put(_U64.pack(record.seq), record.to_cbor(), db=dbs["dellog"])
-        while state.del_seq - state.del_first >= self._deletion_log:
+        while state.del_seq - state.del_first > self._deletion_log:
             state.del_first += 1
             txn.delete(_U64.pack(state.del_first), db=dbs["dellog"])
         return record
