@@ -116,6 +116,12 @@ def _enum_or_int(enum: type[IntEnum], value: int) -> int:
         return value
 
 
+def _raw_if_reserved(flags: int, known: int) -> int:
+    """Keep raw flags only when reserved bits are set, so canonical messages compare equal to
+    ones built with the boolean fields (the ``-1`` default means "derive from the booleans")."""
+    return flags if flags & ~int(known) & 0xFF else -1
+
+
 @dataclass(frozen=True, slots=True)
 class ExtensionItem:
     """§4.8 session / §5.2.5 transfer extension item."""
@@ -383,7 +389,11 @@ def decode_contact_header(
     if have < CONTACT_HEADER_LEN:
         return None
     version, flags = buf[4], buf[5]
-    return ContactHeader(can_tls=bool(flags & ContactFlags.CAN_TLS), version=version, flags=flags)
+    return ContactHeader(
+        can_tls=bool(flags & ContactFlags.CAN_TLS),
+        version=version,
+        flags=_raw_if_reserved(flags, ContactFlags.CAN_TLS),
+    )
 
 
 def _decode_extensions(
@@ -409,7 +419,7 @@ def _decode_extensions(
                 item_type,
                 bytes(buf[pos : pos + length]),
                 bool(flags & ExtensionFlags.CRITICAL),
-                flags,
+                _raw_if_reserved(flags, ExtensionFlags.CRITICAL),
             )
         )
         pos += length
@@ -489,7 +499,9 @@ def decode_message(
         flags, reason = buf[pos + 1], buf[pos + 2]
         return (
             SessTerm(
-                _enum_or_int(SessTermReason, reason), bool(flags & SessTermFlags.REPLY), flags
+                _enum_or_int(SessTermReason, reason),
+                bool(flags & SessTermFlags.REPLY),
+                _raw_if_reserved(flags, SessTermFlags.REPLY),
             ),
             pos + 3,
         )
