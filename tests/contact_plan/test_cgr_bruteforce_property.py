@@ -1,0 +1,119 @@
+"""Property tests: CGR routes are time-feasible hop by hop, and no earlier arrival (nor, at
+that arrival, fewer hops) exists than the one found, checked against a brute-force search over
+the time-expanded graph on thousands of small random plans."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from waystation.contact_plan.cgr import ContactGraph, Route
+from waystation.contact_plan.model import Contact, ContactPlan, Range
+
+HORIZON = 40
+
+
+def _random_plan(rng: random.Random) -> tuple[ContactPlan, int]:
+    n_nodes = rng.randint(2, 6)
+    contacts = []
+    ranges = []
+    for _ in range(rng.randint(1, 14)):
+        s, d = rng.sample(range(1, n_nodes + 1), 2)
+        start = rng.randint(0, HORIZON - 2)
+        end = rng.randint(start + 1, HORIZON)
+        contacts.append(Contact(s, d, start, end, rng.choice([250, 500, 1000, 4000])))
+        ranges.append(Range(s, d, start, end, rng.randint(0, 3)))
+    size = rng.choice([0, 0, 1, 2, 3])
+    return ContactPlan(tuple(contacts), tuple(ranges)), size
+
+
+def _tx_ms(size: int, rate: int) -> int:
+    return -((-size * 1000) // rate)
+
+
+def _brute_force(plan: ContactPlan, src: int, dst: int, t0: int, size: int) -> tuple[int, int] | None:
+    """Earliest arrival and the fewest hops achieving it, by walking the time-expanded graph:
+    states (node, time, hops); at every time step every active contact may start a
+    transmission. Independent of the Dijkstra code (no heaps, no per-pair lists)."""
+    best: dict[tuple[int, int], int] = {(src, 0): t0}  # (node, hops) -> earliest time
+    horizon = HORIZON + 3 * 5 + 50
+    max_hops = len(plan.nodes)
+    for hops in range(max_hops):
+        layer = {n: t for (n, h), t in best.items() if h == hops}
+        if not layer:
+            break
+        for u, tu in layer.items():
+            for c in plan.contacts:
+                if c.source != u:
+                    continue
+                owlt = plan.contact_owlt_ms(c)
+                assert owlt is not None
+                for t in range(tu, horizon):  # wait at u until some t, then send
+                    if c.start_ms <= t < c.end_ms and t + _tx_ms(size, c.rate) <= c.end_ms:
+                        arr = t + _tx_ms(size, c.rate) + owlt
+                        key = (c.dest, hops + 1)
+                        if arr < best.get(key, 1 << 60):
+                            best[key] = arr
+                        break
+    found = [(t, h) for (n, h), t in best.items() if n == dst and h > 0]
+    return min(found) if found else None
+
+
+def _check_feasible(route: Route, plan: ContactPlan, t0: int, size: int) -> None:
+    t = t0
+    node = route.source
+    for c, (tx, arr) in zip(route.contacts, route.hop_times):
+        assert c in plan.contacts and c.source == node
+        assert tx >= t and tx >= c.start_ms and tx < c.end_ms
+        assert tx + _tx_ms(size, c.rate) <= c.end_ms
+        assert arr == tx + _tx_ms(size, c.rate) + plan.contact_owlt_ms(c)
+        t, node = arr, c.dest
+    assert node == route.dest and t == route.arrival_ms
+    assert len(set(route.nodes)) == len(route.nodes)
+
+
+def test_dijkstra_matches_time_expanded_brute_force_on_random_plans() -> None:
+    rng = random.Random(734_3)
+    checked = routed = 0
+    for _ in range(3000):
+        plan, size = _random_plan(rng)
+        g = ContactGraph(plan)
+        nodes = sorted(plan.nodes)
+        src, dst = rng.sample(nodes, 2)
+        t0 = rng.randint(0, HORIZON // 2)
+        r = g.best_route(src, dst, t0, size=size)
+        expected = _brute_force(plan, src, dst, t0, size)
+        if expected is None:
+            assert r is None
+        else:
+            assert r is not None, (plan, src, dst, t0, size)
+            _check_feasible(r, plan, t0, size)
+            assert (r.arrival_ms, r.hops) == expected, (plan, src, dst, t0, size)
+            routed += 1
+        # the single-label tree gets the same arrival times
+        tree = g.tree(src, t0, size=size, pareto=False)
+        if expected is not None:
+            assert tree[dst].arrival_ms == expected[0]
+        checked += 1
+    assert checked == 3000 and routed > 1000
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32))
+def test_yen_routes_are_distinct_feasible_and_ordered(seed: int) -> None:
+    rng = random.Random(seed)
+    plan, size = _random_plan(rng)
+    g = ContactGraph(plan)
+    src, dst = rng.sample(sorted(plan.nodes), 2)
+    routes = g.k_routes(src, dst, 0, 6, size=size)
+    best = g.best_route(src, dst, 0, size=size)
+    assert (best is None) == (routes == [])
+    if best is not None:
+        assert routes[0].sort_key == best.sort_key
+    assert len({r.contact_ids for r in routes}) == len(routes)
+    for a, b in itertools.pairwise(routes):
+        assert a.arrival_ms <= b.arrival_ms or a.sort_key <= b.sort_key
+    for r in routes:
+        _check_feasible(r, plan, 0, size)
