@@ -91,7 +91,7 @@ REJECT = {
     "rfc9173_A3_original": (ValidationError, "no CRC"),
     "bp7rs_test_ipn_accept": (ValidationError, "no CRC"),
     # no payload block (and anonymous without MUST_NOT_FRAGMENT)
-    "sipos_only_primary": (ValidationError, ""),
+    "sipos_only_primary": (ValidationError, "anonymous|payload"),
     # anonymous source asking for status time (§4.2.3)
     "hardy_havermans_invalid_flags": (ValidationError, "anonymous"),
     # 4-element ipn SSP
