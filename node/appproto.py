@@ -69,7 +69,9 @@ OPS = frozenset(
 KIND_OK = "ok"
 KIND_ERROR = "error"
 KIND_DELIVERY = "delivery"
-NODE_KINDS = frozenset({KIND_OK, KIND_ERROR, KIND_DELIVERY})
+# Sent every second to receiving clients so the node notices vanished ones; clients ignore it.
+KIND_KEEPALIVE = "keepalive"
+NODE_KINDS = frozenset({KIND_OK, KIND_ERROR, KIND_DELIVERY, KIND_KEEPALIVE})
 
 # Priority names map onto RFC 9171 has no priority field in the primary block; the value is
 # a local queueing class (BPv6 RFC 5050 classes, kept as node-local metadata).

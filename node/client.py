@@ -35,6 +35,7 @@ import zmq.asyncio
 from waystation.appproto import (
     KIND_DELIVERY,
     KIND_ERROR,
+    KIND_KEEPALIVE,
     AppProtocolError,
     Frame,
     decode_frame,
@@ -232,6 +233,8 @@ class Client:
             except zmq.Again:
                 return True
             frame = _decode(data)
+            if frame.kind == KIND_KEEPALIVE:
+                continue
             if frame.kind == KIND_DELIVERY:
                 self._deliveries.append(Delivery.from_body(frame.body))
             elif frame.rid == 0:
@@ -325,7 +328,7 @@ class Client:
         received = 0
         try:
             while count is None or received < count:
-                delivery = self._next_delivery(endpoint, timeout)
+                delivery = self.next_delivery(endpoint, timeout)
                 if delivery is None:
                     return
                 received += 1
@@ -335,7 +338,7 @@ class Client:
             with contextlib.suppress(ClientError, zmq.ZMQError):
                 self._post("stop", {"endpoint": endpoint}, reply=False)
 
-    def _next_delivery(self, endpoint: str, timeout: float | None) -> Delivery | None:
+    def next_delivery(self, endpoint: str, timeout: float | None) -> Delivery | None:
         deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
         while True:
             for i, d in enumerate(self._deliveries):
@@ -408,6 +411,8 @@ class AsyncClient:
             data = await self._sock.recv()
             try:
                 frame = _decode(data)
+                if frame.kind == KIND_KEEPALIVE:
+                    continue
                 if frame.kind == KIND_DELIVERY:
                     d = Delivery.from_body(frame.body)
                     self._queues.setdefault(d.endpoint, asyncio.Queue()).put_nowait(d)

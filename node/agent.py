@@ -1,0 +1,966 @@
+"""The bundle processing agent: RFC 9171 §5 as a sans-I/O state machine.
+
+The agent owns no sockets, files or clocks. Every input method takes ``now_ms`` (DTN time)
+and returns a list of *actions* (imperative dataclasses the service executes: store, transmit,
+deliver, delete, reply) and *events* (past-tense dataclasses for logs and counters). The
+service reports each action's outcome back through another input (``stored``,
+``transmitted``, ``app_acked``...). Tests drive it with a manual clock and in-memory links.
+
+Model
+-----
+A bundle enters the agent's custody only after the store says it is durable (``stored``):
+that is when an application's ``send`` is answered and a convergence layer may acknowledge a
+received bundle. From then on every held bundle is in exactly one place::
+
+    local[endpoint]    awaiting delivery to a registered application (§5.7), in arrival order;
+                       'in flight' to a receiving client until it acks
+    queue[neighbour]   waiting for (or being sent over) a link to the chosen next hop (§5.4)
+    waiting            no route known yet (§5.4.1 forwarding contraindicated): re-routed
+                       whenever routes or links change
+
+It leaves custody (``DeleteBundle``) only when the next hop acknowledged all of it
+(disposition *forwarded*, §5.4 step 5), the application acknowledged delivery (*delivered*,
+§5.7), its lifetime elapsed (*expired*, reason 1, §5.10 via §4.2.8) or policy dropped it
+(hop limit exceeded, reason 9, §4.4.3). Status reports (§6.1) are generated for reception,
+forwarding, delivery and deletion when the bundle's flags request them; never for
+administrative records (§5.1).
+
+Deviations: no custody transfer (RFC 9171 removed it; "custody" here is the store's retention
+guarantee). Fragmentation on forwarding (§5.8) is not performed: bundles go whole. Received
+fragments addressed to this node are delivered as fragments (no reassembly yet, §5.9).
+Duplicates (same bundle ID, §5.9) are suppressed while held and for their lifetime after.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from waystation.bundle.dtntime import CreationTimestamp
+from waystation.bundle.errors import BundleError
+from waystation.bundle.model import BundleFlags
+from waystation.bundleops import REPORT_FLAGS, BundleInfo, inspect, originate, status_report
+from waystation.identity import LocalIdentity
+from waystation.routing import Router, StaticRouter
+from waystation.store.api import (
+    BundleMeta,
+    CustodyState,
+    Disposition,
+    Priority,
+    ReasonCode,
+    StoredEntry,
+)
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "SubmitRequest",
+    # actions
+    "Action",
+    "StoreBundle",
+    "TransmitBundle",
+    "DeliverBundle",
+    "DeleteBundle",
+    "CompleteSubmission",
+    "FailSubmission",
+    "CompleteReception",
+    # events
+    "Event",
+    "BundleAccepted",
+    "BundleForwarded",
+    "BundleDelivered",
+    "BundleDeleted",
+    "DuplicateSuppressed",
+    "BundleRejected",
+    "TransmissionFailed",
+    "StatusReportGenerated",
+    "AdminRecordReceived",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    max_bundle_size: int = 64 * 1024 * 1024 + 65536
+    default_lifetime_ms: int = 24 * 3600 * 1000
+    hop_limit: int | None = None
+    report_lifetime_ms: int = 24 * 3600 * 1000
+    link_window: int = 512  # transmissions in flight per link
+    echo_lifetime_ms: int | None = None  # None: the echoed bundle keeps the request's lifetime
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """An application's request to send (validated EIDs as text)."""
+
+    destination: str
+    payload: bytes
+    lifetime_ms: int | None = None
+    priority: int = Priority.NORMAL
+    reports: frozenset[str] = frozenset()
+    report_to: str | None = None
+    source: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions (for the service to execute)
+# ---------------------------------------------------------------------------------------------
+class Action:
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBundle(Action):
+    """Put the bundle in the store durably, then call ``Agent.stored`` (or ``store_failed``)."""
+
+    key: bytes
+    wire: bytes
+    meta: BundleMeta
+
+
+@dataclass(frozen=True, slots=True)
+class TransmitBundle(Action):
+    """Send the stored bundle over ``link_id`` after ``prepare_forward``; report the outcome
+    with ``Agent.transmitted``."""
+
+    key: bytes
+    link_id: str
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverBundle(Action):
+    """Push the stored bundle to the client ``consumer`` receiving on ``endpoint``."""
+
+    key: bytes
+    endpoint: str
+    consumer: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteBundle(Action):
+    """Remove the bundle from the store, recording why (§5.10)."""
+
+    key: bytes
+    reason: int
+    disposition: Disposition
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteSubmission(Action):
+    """Answer the application: its bundle is durable."""
+
+    token: Hashable
+    info: BundleInfo
+
+
+@dataclass(frozen=True, slots=True)
+class FailSubmission(Action):
+    token: Hashable
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteReception(Action):
+    """Tell the convergence layer whether to acknowledge a received bundle."""
+
+    token: Hashable
+    accepted: bool
+    reason: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Events (past tense, for logs and counters)
+# ---------------------------------------------------------------------------------------------
+class Event:
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BundleAccepted(Event):
+    key: bytes
+    source: str
+    destination: str
+    origin: str  # "app", "link:<id>", "echo", "report"
+
+
+@dataclass(frozen=True, slots=True)
+class BundleForwarded(Event):
+    key: bytes
+    link_id: str
+    neighbour: str
+
+
+@dataclass(frozen=True, slots=True)
+class BundleDelivered(Event):
+    key: bytes
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class BundleDeleted(Event):
+    key: bytes
+    reason: int
+    disposition: Disposition
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateSuppressed(Event):
+    key: bytes
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class BundleRejected(Event):
+    origin: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransmissionFailed(Event):
+    key: bytes
+    link_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReportGenerated(Event):
+    subject: bytes
+    kind: str
+    reason: int
+    report_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRecordReceived(Event):
+    key: bytes
+    source: str
+    payload: bytes
+
+
+Output = Action | Event
+
+
+# ---------------------------------------------------------------------------------------------
+# Agent state
+# ---------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Held:
+    info: BundleInfo
+    received_ms: int
+    seq: int
+    priority: int
+    place: str = "waiting"  # "local", "queue", "waiting"
+    endpoint: str | None = None  # when local
+    neighbour: str | None = None  # when queued
+    link_id: str | None = None  # when in flight on a link
+    delivering: Hashable | None = None  # consumer holding it unacked
+
+
+@dataclass(slots=True)
+class _Registration:
+    endpoint: str
+    transient: bool = False
+    consumer: Hashable | None = None
+    window: int = 64
+    pending: list[tuple[int, bytes]] = field(default_factory=list)  # heap of (seq, key)
+    in_flight: set[bytes] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _LinkState:
+    link_id: str
+    neighbour: str | None
+    up: bool = True
+    in_flight: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A bundle handed to the store and not yet confirmed durable."""
+
+    info: BundleInfo
+    origin: str
+    token: Hashable | None
+    priority: int
+    received_ms: int
+    local_endpoint: str | None
+
+
+class Agent:
+    """RFC 9171 §5 bundle processing for one node. Not thread-safe; single event loop."""
+
+    def __init__(
+        self,
+        identity: LocalIdentity,
+        *,
+        router: Router | None = None,
+        config: AgentConfig | None = None,
+        timestamps: Any = None,
+    ) -> None:
+        self.identity = identity
+        self.router: Router = router if router is not None else StaticRouter()
+        self.config = config or AgentConfig()
+        # A creation timestamp source (§4.2.7); the service passes one bound to its clock.
+        self._timestamps = timestamps
+        self.held: dict[bytes, _Held] = {}
+        self._pending: dict[bytes, _Pending] = {}
+        self.registrations: dict[str, _Registration] = {}
+        self.links: dict[str, _LinkState] = {}
+        self._queues: dict[str, list[tuple[int, int, bytes]]] = {}  # neighbour -> heap
+        self._waiting: set[bytes] = set()
+        self._seen: dict[bytes, int] = {}  # recently released key -> expiry (dedup, §5.9)
+        self._expiry_heap: list[tuple[int, bytes]] = []
+        self._seq = 0
+        # Endpoints with stored bundles but no registration (§5.7 step 2: delivery deferred).
+        self._placeholders: set[str] = set()
+        # Payloads of bundles for node services (echo, admin sink), fed by the service.
+        self._payload_for_echo: dict[bytes, bytes] = {}
+        self.counters: dict[str, int] = {
+            "received": 0,
+            "originated": 0,
+            "forwarded": 0,
+            "delivered": 0,
+            "deleted": 0,
+            "expired": 0,
+            "duplicates": 0,
+            "rejected": 0,
+            "reports": 0,
+        }
+
+    # -----------------------------------------------------------------------------------------
+    # helpers
+    # -----------------------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _timestamp(self, now_ms: int) -> CreationTimestamp:
+        if self._timestamps is not None:
+            return self._timestamps.next()
+        # Fallback: unique per agent even with a stopped clock.
+        return CreationTimestamp(now_ms, self._next_seq())
+
+    def is_local(self, eid: str) -> bool:
+        return self.identity.owns(eid)
+
+    def _local_place(self, destination: str) -> str | None:
+        """The local endpoint a bundle to ``destination`` waits on, or None if not local."""
+        return destination if self.is_local(destination) else None
+
+    def _meta(self, p: _Pending) -> BundleMeta:
+        info = p.info
+        return BundleMeta(
+            received_ms=p.received_ms,
+            expiry_ms=info.expiry_ms,
+            destination=info.destination,
+            source=info.source,
+            state=CustodyState.LOCAL if p.local_endpoint else CustodyState.RECEIVED,
+            priority=Priority(p.priority),
+            local_endpoint=p.local_endpoint,
+            report_to=None if info.report_to == "dtn:none" else info.report_to,
+            extra=info.extra(),
+        )
+
+    def _is_duplicate(self, key: bytes) -> bool:
+        return key in self.held or key in self._pending or key in self._seen
+
+    # -----------------------------------------------------------------------------------------
+    # §5.2 bundle transmission (from a local application)
+    # -----------------------------------------------------------------------------------------
+    def submit(self, now_ms: int, token: Hashable, req: SubmitRequest) -> list[Output]:
+        """An application asks to send; the answer comes once the bundle is durable."""
+        flags = 0
+        for kind in req.reports:
+            flag = REPORT_FLAGS.get(kind)
+            if flag is None:
+                return [FailSubmission(token, "bad-argument", f"unknown report kind {kind!r}")]
+            flags |= flag
+        source = req.source or self.identity.node_id
+        if not self.is_local(source):
+            return [FailSubmission(token, "bad-argument", f"source {source} is not this node's")]
+        lifetime = (
+            req.lifetime_ms if req.lifetime_ms is not None else self.config.default_lifetime_ms
+        )
+        report_to = req.report_to
+        if flags and report_to is None:
+            report_to = self.identity.node_id
+        try:
+            wire, info = originate(
+                source=source,
+                destination=req.destination,
+                payload=req.payload,
+                creation=self._timestamp(now_ms),
+                lifetime_ms=lifetime,
+                flags=flags,
+                report_to=report_to,
+                hop_limit=self.config.hop_limit,
+            )
+        except BundleError as exc:
+            return [FailSubmission(token, "bad-argument", str(exc))]
+        if len(wire) > self.config.max_bundle_size:
+            return [
+                FailSubmission(
+                    token, "payload-too-large", f"bundle of {len(wire)} bytes exceeds the limit"
+                )
+            ]
+        self.counters["originated"] += 1
+        return self._admit(now_ms, wire, info, "app", token, req.priority)
+
+    def _admit(
+        self,
+        now_ms: int,
+        wire: bytes,
+        info: BundleInfo,
+        origin: str,
+        token: Hashable | None,
+        priority: int = Priority.NORMAL,
+    ) -> list[Output]:
+        pending = _Pending(
+            info=info,
+            origin=origin,
+            token=token,
+            priority=priority,
+            received_ms=now_ms,
+            local_endpoint=self._local_place(info.destination),
+        )
+        self._pending[info.key] = pending
+        return [StoreBundle(info.key, wire, self._meta(pending))]
+
+    # -----------------------------------------------------------------------------------------
+    # §5.6 bundle reception (from a convergence layer)
+    # -----------------------------------------------------------------------------------------
+    def receive(
+        self, now_ms: int, wire: bytes, link_id: str, token: Hashable | None = None
+    ) -> list[Output]:
+        """A convergence layer received ``wire``; answer with ``CompleteReception(token)``."""
+        origin = f"link:{link_id}"
+        try:
+            info = inspect(wire, now_ms, self.config.max_bundle_size)
+        except BundleError as exc:
+            # §5.6 step 3 / §4.1: an unintelligible bundle is discarded; without a decodable
+            # primary block no status report is possible.
+            self.counters["rejected"] += 1
+            return [
+                BundleRejected(origin, str(exc)),
+                CompleteReception(token, False, f"invalid bundle: {exc}"),
+            ]
+        self.counters["received"] += 1
+        out: list[Output] = []
+        if self._is_duplicate(info.key):
+            # §5.9: we hold (or just released) this bundle; acknowledging again is harmless and
+            # stops the peer from retrying.
+            self.counters["duplicates"] += 1
+            return [DuplicateSuppressed(info.key, origin), CompleteReception(token, True, "dup")]
+        if info.wants(BundleFlags.REPORT_RECEPTION):
+            out += self._report(now_ms, info, "reception", ReasonCode.NO_ADDITIONAL_INFORMATION)
+        if info.expiry_ms <= now_ms:
+            out += self._drop_unstored(now_ms, info, ReasonCode.LIFETIME_EXPIRED)
+            out.append(CompleteReception(token, True, "expired"))
+            return out
+        if info.hop_exceeded:
+            out += self._drop_unstored(now_ms, info, ReasonCode.HOP_LIMIT_EXCEEDED)
+            out.append(CompleteReception(token, True, "hop limit exceeded"))
+            return out
+        out += self._admit(now_ms, wire, info, origin, token)
+        return out
+
+    def _drop_unstored(self, now_ms: int, info: BundleInfo, reason: int) -> list[Output]:
+        """Delete a bundle that never reached the store (§5.10) and remember its ID."""
+        self._seen[info.key] = max(info.expiry_ms, now_ms + 60_000)
+        disposition = (
+            Disposition.EXPIRED if reason == ReasonCode.LIFETIME_EXPIRED else Disposition.DELETED
+        )
+        out: list[Output] = [BundleDeleted(info.key, reason, disposition)]
+        self.counters["deleted"] += 1
+        if info.wants(BundleFlags.REPORT_DELETION):
+            out += self._report(now_ms, info, "deletion", reason)
+        return out
+
+    # -----------------------------------------------------------------------------------------
+    # store outcomes
+    # -----------------------------------------------------------------------------------------
+    def stored(self, now_ms: int, key: bytes, seq: int | None = None) -> list[Output]:
+        """The store made ``key`` durable: take custody and dispatch it."""
+        p = self._pending.pop(key, None)
+        if p is None:
+            return []
+        held = _Held(
+            info=p.info,
+            received_ms=p.received_ms,
+            seq=seq if seq is not None else self._next_seq(),
+            priority=p.priority,
+        )
+        self.held[key] = held
+        heapq.heappush(self._expiry_heap, (p.info.expiry_ms, key))
+        out: list[Output] = [BundleAccepted(key, p.info.source, p.info.destination, p.origin)]
+        if p.origin == "app":
+            out.append(CompleteSubmission(p.token, p.info))
+        elif p.origin.startswith("link:"):
+            out.append(CompleteReception(p.token, True))
+        out += self._dispatch(now_ms, held)
+        return out
+
+    def store_failed(self, now_ms: int, key: bytes, code: str, message: str) -> list[Output]:
+        """The store refused ``key`` (full, duplicate, broken): nothing was taken into custody."""
+        p = self._pending.pop(key, None)
+        if p is None:
+            return []
+        if code == "duplicate":
+            self.counters["duplicates"] += 1
+            out: list[Output] = [DuplicateSuppressed(key, p.origin)]
+            if p.origin.startswith("link:"):
+                out.append(CompleteReception(p.token, True, "dup"))
+            elif p.origin == "app":
+                out.append(FailSubmission(p.token, "internal", "creation timestamp reused"))
+            return out
+        out = [BundleRejected(p.origin, message)]
+        if p.origin == "app":
+            out.append(FailSubmission(p.token, code, message))
+        elif p.origin.startswith("link:"):
+            out.append(CompleteReception(p.token, False, message))
+            if p.info.wants(BundleFlags.REPORT_DELETION):
+                out += self._report(now_ms, p.info, "deletion", ReasonCode.DEPLETED_STORAGE)
+        return out
+
+    # -----------------------------------------------------------------------------------------
+    # dispatch: §5.3 (local delivery or forwarding)
+    # -----------------------------------------------------------------------------------------
+    def _dispatch(self, now_ms: int, h: _Held) -> list[Output]:
+        dest = h.info.destination
+        if self.is_local(dest):
+            return self._to_local(now_ms, h)
+        return self._route(now_ms, h)
+
+    def _to_local(self, now_ms: int, h: _Held) -> list[Output]:
+        dest = h.info.destination
+        key = h.info.key
+        h.place, h.endpoint = "local", dest
+        if dest in self.identity.echo_eids:
+            return self._echo(now_ms, h)
+        reg = self.registrations.get(dest)
+        if reg is None and dest in self.identity.admin_eids:
+            return self._admin_sink(now_ms, h)
+        if reg is None:
+            # §5.7 step 2: no registration yet; the bundle waits for one (or its expiry).
+            reg = self._passive(dest)
+        heapq.heappush(reg.pending, (h.seq, key))
+        return self._pump_registration(reg)
+
+    def _passive(self, endpoint: str) -> _Registration:
+        """An implicit placeholder so bundles for a not-yet-registered endpoint keep order."""
+        reg = _Registration(endpoint, transient=True)
+        reg.window = 0
+        self._placeholders.add(endpoint)
+        self.registrations[endpoint] = reg
+        return reg
+
+    def _echo(self, now_ms: int, h: _Held) -> list[Output]:
+        """The echo service: send the payload back to the source (like ION's bpecho)."""
+        out: list[Output] = []
+        info = h.info
+        if not info.is_admin and info.source != "dtn:none":
+            payload = self._payload_for_echo.get(info.key)
+            if payload is not None:
+                remaining = max(1000, info.expiry_ms - now_ms)
+                lifetime = self.config.echo_lifetime_ms or remaining
+                try:
+                    wire, echo = originate(
+                        source=info.destination,
+                        destination=info.source,
+                        payload=payload,
+                        creation=self._timestamp(now_ms),
+                        lifetime_ms=lifetime,
+                        hop_limit=self.config.hop_limit,
+                    )
+                    out += self._admit(now_ms, wire, echo, "echo", None)
+                except BundleError as exc:
+                    out.append(BundleRejected("echo", str(exc)))
+        out += self._release(now_ms, h, Disposition.DELIVERED, ReasonCode.NO_ADDITIONAL_INFORMATION)
+        return out
+
+    def _admin_sink(self, now_ms: int, h: _Held) -> list[Output]:
+        """Administrative records (status reports) addressed to the node itself."""
+        out: list[Output] = []
+        payload = self._payload_for_echo.pop(h.info.key, b"")
+        if h.info.is_admin:
+            out.append(AdminRecordReceived(h.info.key, h.info.source, payload))
+        out += self._release(now_ms, h, Disposition.DELIVERED, ReasonCode.NO_ADDITIONAL_INFORMATION)
+        return out
+
+    def note_payload(self, key: bytes, payload: bytes) -> None:
+        """Give the agent a payload it needs for a local service (echo, admin sink).
+
+        The service calls this before ``stored`` for bundles whose destination is a service
+        endpoint, so the agent stays free of store reads.
+        """
+        self._payload_for_echo[key] = payload
+
+    def needs_payload(self, destination: str) -> bool:
+        return destination in self.identity.echo_eids or (
+            destination in self.identity.admin_eids and destination not in self.registrations
+        )
+
+    def _route(self, now_ms: int, h: _Held) -> list[Output]:
+        """§5.4 step 1-2: pick a next hop; queue on it (or wait if there is none)."""
+        info = h.info
+        dest_node = self.identity.node_of(info.destination)
+        candidates: list[str] = []
+        if dest_node is not None and any(ls.neighbour == dest_node for ls in self.links.values()):
+            candidates.append(dest_node)  # a direct neighbour beats any table
+        for hop in self.router.next_hops(info.destination, now_ms, info.size):
+            if hop not in candidates:
+                candidates.append(hop)
+        self._waiting.discard(info.key)
+        if not candidates:
+            h.place, h.neighbour = "waiting", None
+            self._waiting.add(info.key)
+            return []
+        chosen = next((c for c in candidates if self._up_link(c) is not None), candidates[0])
+        h.place, h.neighbour = "queue", chosen
+        heapq.heappush(self._queues.setdefault(chosen, []), (-h.priority, h.seq, info.key))
+        return self._pump_neighbour(chosen)
+
+    def _up_link(self, neighbour: str) -> _LinkState | None:
+        best: _LinkState | None = None
+        for ls in self.links.values():
+            if (
+                ls.up
+                and ls.neighbour == neighbour
+                and (best is None or ls.in_flight < best.in_flight)
+            ):
+                best = ls
+        return best
+
+    def _pump_neighbour(self, neighbour: str) -> list[Output]:
+        """Start transmissions on the neighbour's links while they have window left."""
+        out: list[Output] = []
+        heap = self._queues.get(neighbour)
+        while heap:
+            link = self._up_link(neighbour)
+            if link is None or link.in_flight >= self.config.link_window:
+                break
+            _, _, key = heapq.heappop(heap)
+            h = self.held.get(key)
+            if h is None or h.place != "queue" or h.neighbour != neighbour or h.link_id:
+                continue  # stale heap entry (expired, re-routed)
+            h.link_id = link.link_id
+            link.in_flight += 1
+            out.append(TransmitBundle(key, link.link_id, h.received_ms))
+        return out
+
+    # -----------------------------------------------------------------------------------------
+    # links
+    # -----------------------------------------------------------------------------------------
+    def link_up(self, now_ms: int, link_id: str, neighbour: str | None) -> list[Output]:
+        self.links[link_id] = _LinkState(link_id, neighbour)
+        out = self._reroute_waiting(now_ms)
+        if neighbour is not None:
+            out += self._pump_neighbour(neighbour)
+        return out
+
+    def link_down(self, now_ms: int, link_id: str) -> list[Output]:
+        ls = self.links.pop(link_id, None)
+        if ls is None:
+            return []
+        # Transmissions still in flight on it will report failure through ``transmitted``.
+        return []
+
+    def routes_changed(self, now_ms: int) -> list[Output]:
+        """Routes were added/removed (static table, new contact plan): re-route waiting ones."""
+        return self._reroute_waiting(now_ms)
+
+    def _reroute_waiting(self, now_ms: int) -> list[Output]:
+        out: list[Output] = []
+        for key in sorted(self._waiting, key=lambda k: self.held[k].seq if k in self.held else 0):
+            h = self.held.get(key)
+            if h is None:
+                self._waiting.discard(key)
+                continue
+            out += self._route(now_ms, h)
+        return out
+
+    def transmitted(
+        self, now_ms: int, key: bytes, link_id: str, ok: bool, error: str = ""
+    ) -> list[Output]:
+        """A transmission finished: ``ok`` means the peer acknowledged all of the bundle."""
+        ls = self.links.get(link_id)
+        if ls is not None and ls.in_flight > 0:
+            ls.in_flight -= 1
+        h = self.held.get(key)
+        out: list[Output] = []
+        if h is not None and h.link_id == link_id:
+            h.link_id = None
+            if ok:
+                neighbour = h.neighbour or (ls.neighbour if ls else "") or ""
+                self.counters["forwarded"] += 1
+                out.append(BundleForwarded(key, link_id, neighbour))
+                if h.info.wants(BundleFlags.REPORT_FORWARDING):
+                    out += self._report(
+                        now_ms, h.info, "forwarding", ReasonCode.NO_ADDITIONAL_INFORMATION
+                    )
+                out += self._release(
+                    now_ms, h, Disposition.FORWARDED, ReasonCode.NO_ADDITIONAL_INFORMATION
+                )
+            else:
+                out.append(TransmissionFailed(key, link_id, error))
+                # §5.4.1: forwarding failed; keep custody and try again (possibly elsewhere).
+                out += self._route(now_ms, h)
+        neighbours = {ls.neighbour} if ls is not None and ls.neighbour else set()
+        for n in neighbours:
+            out += self._pump_neighbour(n)
+        return out
+
+    # -----------------------------------------------------------------------------------------
+    # registrations and local delivery (§5.7)
+    # -----------------------------------------------------------------------------------------
+    def register(self, endpoint: str, *, transient: bool = False) -> list[Output]:
+        reg = self.registrations.get(endpoint)
+        if reg is None:
+            reg = _Registration(endpoint, transient=transient)
+            self.registrations[endpoint] = reg
+        elif endpoint in self._placeholders:
+            self._placeholders.discard(endpoint)
+            reg.transient = transient
+            reg.window = 64
+        elif not transient:
+            reg.transient = False
+        return self._pump_registration(reg)
+
+    def unregister(self, endpoint: str) -> list[Output]:
+        reg = self.registrations.get(endpoint)
+        if reg is None:
+            return []
+        self._unbind(reg)
+        if reg.pending:
+            # Stored bundles stay (until expiry); keep them ordered under a placeholder.
+            reg.consumer = None
+            reg.transient = True
+            reg.window = 0
+            self._placeholders.add(endpoint)
+        else:
+            del self.registrations[endpoint]
+        return []
+
+    def is_registered(self, endpoint: str) -> bool:
+        return endpoint in self.registrations and endpoint not in self._placeholders
+
+    def bind(self, endpoint: str, consumer: Hashable, window: int = 64) -> list[Output]:
+        """``consumer`` starts receiving on ``endpoint`` (registered implicitly)."""
+        reg = self.registrations.get(endpoint)
+        if reg is None or endpoint in self._placeholders:
+            self.register(endpoint)
+            reg = self.registrations[endpoint]
+        if reg.consumer is not None and reg.consumer != consumer:
+            raise ValueError(f"endpoint {endpoint} is already bound to another client")
+        reg.consumer = consumer
+        reg.window = max(1, window)
+        return self._pump_registration(reg)
+
+    def bound_consumer(self, endpoint: str) -> Hashable | None:
+        reg = self.registrations.get(endpoint)
+        return None if reg is None else reg.consumer
+
+    def unbind(self, endpoint: str, consumer: Hashable | None = None) -> list[Output]:
+        reg = self.registrations.get(endpoint)
+        if reg is None or (consumer is not None and reg.consumer != consumer):
+            return []
+        self._unbind(reg)
+        return []
+
+    def consumer_gone(self, consumer: Hashable) -> list[Output]:
+        """A client disconnected: unbind it everywhere; drop its transient registrations."""
+        out: list[Output] = []
+        for endpoint, reg in list(self.registrations.items()):
+            if reg.consumer == consumer:
+                self._unbind(reg)
+                if reg.transient and endpoint not in self._placeholders:
+                    out += self.unregister(endpoint)
+        return out
+
+    def _unbind(self, reg: _Registration) -> None:
+        reg.consumer = None
+        for key in reg.in_flight:
+            h = self.held.get(key)
+            if h is not None:
+                h.delivering = None
+                heapq.heappush(reg.pending, (h.seq, key))
+        reg.in_flight.clear()
+
+    def _pump_registration(self, reg: _Registration) -> list[Output]:
+        out: list[Output] = []
+        if reg.consumer is None:
+            return out
+        while reg.pending and len(reg.in_flight) < reg.window:
+            _, key = heapq.heappop(reg.pending)
+            h = self.held.get(key)
+            if h is None or key in reg.in_flight:
+                continue
+            h.delivering = reg.consumer
+            reg.in_flight.add(key)
+            out.append(DeliverBundle(key, reg.endpoint, reg.consumer))
+        return out
+
+    def pending_count(self, endpoint: str) -> int:
+        reg = self.registrations.get(endpoint)
+        if reg is None:
+            return 0
+        return len({k for _, k in reg.pending if k in self.held}) + len(reg.in_flight)
+
+    def app_acked(self, now_ms: int, endpoint: str, key: bytes) -> list[Output]:
+        """The application confirmed delivery: §5.7 complete; release the bundle."""
+        reg = self.registrations.get(endpoint)
+        h = self.held.get(key)
+        if reg is None or h is None or key not in reg.in_flight:
+            raise KeyError(key)
+        reg.in_flight.discard(key)
+        out: list[Output] = [BundleDelivered(key, endpoint)]
+        self.counters["delivered"] += 1
+        if h.info.wants(BundleFlags.REPORT_DELIVERY):
+            out += self._report(now_ms, h.info, "delivery", ReasonCode.NO_ADDITIONAL_INFORMATION)
+        out += self._release(now_ms, h, Disposition.DELIVERED, ReasonCode.NO_ADDITIONAL_INFORMATION)
+        out += self._pump_registration(reg)
+        return out
+
+    def delivery_failed(self, endpoint: str, key: bytes) -> list[Output]:
+        """The service could not push a delivery (client gone): put it back in line."""
+        reg = self.registrations.get(endpoint)
+        h = self.held.get(key)
+        if reg is None or h is None or key not in reg.in_flight:
+            return []
+        reg.in_flight.discard(key)
+        h.delivering = None
+        heapq.heappush(reg.pending, (h.seq, key))
+        return []
+
+    # -----------------------------------------------------------------------------------------
+    # release, expiry, reports
+    # -----------------------------------------------------------------------------------------
+    def _release(
+        self, now_ms: int, h: _Held, disposition: Disposition, reason: int
+    ) -> list[Output]:
+        key = h.info.key
+        self.held.pop(key, None)
+        self._waiting.discard(key)
+        self._payload_for_echo.pop(key, None)
+        if h.endpoint is not None:
+            reg = self.registrations.get(h.endpoint)
+            if reg is not None:
+                reg.in_flight.discard(key)
+                if (
+                    h.endpoint in self._placeholders
+                    and not reg.in_flight
+                    and not any(k in self.held for _, k in reg.pending)
+                ):
+                    self._placeholders.discard(h.endpoint)
+                    del self.registrations[h.endpoint]
+        self._seen[key] = max(h.info.expiry_ms, now_ms)
+        if disposition is not Disposition.FORWARDED and disposition is not Disposition.DELIVERED:
+            self.counters["deleted"] += 1
+        return [DeleteBundle(key, reason, disposition), BundleDeleted(key, reason, disposition)]
+
+    def _report(self, now_ms: int, subject: BundleInfo, kind: str, reason: int) -> list[Output]:
+        """Generate a §6.1 status report bundle (stored and routed like any other)."""
+        try:
+            wire, info = status_report(
+                subject=subject,
+                kind=kind,
+                reason=reason,
+                now_ms=now_ms,
+                node_eid=self.identity.node_eid,
+                creation=self._timestamp(now_ms),
+                lifetime_ms=self.config.report_lifetime_ms,
+            )
+        except (BundleError, ImportError, AttributeError, TypeError) as exc:
+            return [BundleRejected("report", f"cannot build {kind} report: {exc}")]
+        self.counters["reports"] += 1
+        out: list[Output] = [StatusReportGenerated(subject.key, kind, reason, subject.report_to)]
+        out += self._admit(now_ms, wire, info, "report", None)
+        return out
+
+    def next_deadline(self) -> int | None:
+        """The DTN time at which ``tick`` next has work (the earliest expiry), if any."""
+        while self._expiry_heap and self._expiry_heap[0][1] not in self.held:
+            heapq.heappop(self._expiry_heap)
+        return self._expiry_heap[0][0] if self._expiry_heap else None
+
+    def tick(self, now_ms: int) -> list[Output]:
+        """Expire bundles whose lifetime has elapsed (§4.2.8, §5.10 reason 1)."""
+        out: list[Output] = []
+        while self._expiry_heap and self._expiry_heap[0][0] <= now_ms:
+            expiry, key = heapq.heappop(self._expiry_heap)
+            h = self.held.get(key)
+            if h is None or h.info.expiry_ms != expiry:
+                continue
+            if h.link_id is not None:
+                # In flight: the transfer's outcome decides (the peer may already hold it).
+                heapq.heappush(self._expiry_heap, (now_ms + 1000, key))
+                continue
+            self.counters["expired"] += 1
+            if h.info.wants(BundleFlags.REPORT_DELETION):
+                out += self._report(now_ms, h.info, "deletion", ReasonCode.LIFETIME_EXPIRED)
+            if h.delivering is not None and h.endpoint is not None:
+                reg = self.registrations.get(h.endpoint)
+                if reg is not None:
+                    reg.in_flight.discard(key)
+            out += self._release(now_ms, h, Disposition.EXPIRED, ReasonCode.LIFETIME_EXPIRED)
+        if len(self._seen) > 1024:
+            self._seen = {k: e for k, e in self._seen.items() if e > now_ms}
+        return out
+
+    # -----------------------------------------------------------------------------------------
+    # restart
+    # -----------------------------------------------------------------------------------------
+    def restore(self, now_ms: int, entries: Iterable[StoredEntry]) -> list[Output]:
+        """Take back custody of everything in the store after a restart (or crash)."""
+        held: list[_Held] = []
+        for entry in entries:
+            if entry.key in self.held:
+                continue
+            info = BundleInfo.from_stored(entry.key, entry.meta)
+            h = _Held(
+                info=info,
+                received_ms=entry.meta.received_ms,
+                seq=entry.meta.seq,
+                priority=int(entry.meta.priority),
+            )
+            self.held[entry.key] = h
+            heapq.heappush(self._expiry_heap, (info.expiry_ms, entry.key))
+            held.append(h)
+        self._seq = max([self._seq, *(h.seq for h in held)])
+        out: list[Output] = []
+        for h in sorted(held, key=lambda x: x.seq):
+            if h.info.destination in self.identity.echo_eids or (
+                h.info.destination in self.identity.admin_eids
+                and h.info.destination not in self.registrations
+            ):
+                # Service endpoints need the payload; the service re-feeds those via
+                # ``note_payload`` + ``redispatch``.
+                h.place, h.endpoint = "local", h.info.destination
+                continue
+            out += self._dispatch(now_ms, h)
+        out += self.tick(now_ms)
+        return out
+
+    def redispatch(self, now_ms: int, key: bytes) -> list[Output]:
+        h = self.held.get(key)
+        return [] if h is None else self._dispatch(now_ms, h)
+
+    # -----------------------------------------------------------------------------------------
+    # introspection
+    # -----------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        places: dict[str, int] = {"local": 0, "queue": 0, "waiting": 0}
+        for h in self.held.values():
+            places[h.place] = places.get(h.place, 0) + 1
+        return {
+            "held": len(self.held),
+            "places": places,
+            "queues": {n: len(q) for n, q in self._queues.items() if q},
+            "counters": dict(self.counters),
+        }

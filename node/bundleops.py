@@ -1,0 +1,268 @@
+"""The node's bundle operations on top of ``waystation.bundle``: pure functions, no I/O.
+
+* :func:`inspect` — decode and validate a received bundle and summarise what the agent needs
+  (:class:`BundleInfo`); RFC 9171 §5.6.
+* :func:`originate` — build a new bundle for an application (§5.2, §4.2): CRC-32C on the
+  primary block (§4.2.1 requires a CRC there when no BIB covers it), a Bundle Age block when
+  the creation time is 0 (§4.4.2), a Hop Count block when a hop limit is configured (§4.4.3).
+* :func:`prepare_forward` — the per-transmission updates of §5.4 step 4 / §4.4: replace the
+  Previous Node block with this node's ID, add the residence time to the Bundle Age block,
+  increment the Hop Count.
+* :func:`status_report` — an administrative-record bundle reporting on a subject bundle
+  (§6.1) through ``waystation.bundle.admin``.
+
+All functions raise only :class:`~waystation.bundle.errors.BundleError` subclasses on bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from waystation.bundle import codec
+from waystation.bundle.dtntime import CreationTimestamp
+from waystation.bundle.eid import DTN_NONE, EndpointID, parse_eid
+from waystation.bundle.errors import ValidationError
+from waystation.bundle.model import (
+    PAYLOAD_BLOCK_NUMBER,
+    BlockType,
+    Bundle,
+    BundleFlags,
+    CanonicalBlock,
+    CRCType,
+    PrimaryBlock,
+    bundle_age_data,
+    hop_count_data,
+    previous_node_data,
+)
+
+__all__ = [
+    "BundleInfo",
+    "inspect",
+    "originate",
+    "prepare_forward",
+    "status_report",
+    "payload_of",
+    "REPORT_FLAGS",
+]
+
+# Report kind name -> bundle processing control flag (§4.2.3).
+REPORT_FLAGS: dict[str, int] = {
+    "reception": BundleFlags.REPORT_RECEPTION,
+    "forwarding": BundleFlags.REPORT_FORWARDING,
+    "delivery": BundleFlags.REPORT_DELIVERY,
+    "deletion": BundleFlags.REPORT_DELETION,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BundleInfo:
+    """What the agent keeps about a bundle (everything but the bytes)."""
+
+    key: bytes
+    source: str
+    destination: str
+    report_to: str
+    creation_ms: int
+    sequence: int
+    lifetime_ms: int
+    expiry_ms: int
+    flags: int
+    size: int
+    fragment_offset: int | None = None
+    fragment_length: int | None = None
+    total_adu_length: int | None = None
+    hop_exceeded: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.flags & BundleFlags.ADMIN_RECORD)
+
+    def wants(self, flag: int) -> bool:
+        """A status report of this kind was requested and can be sent (§5.1, §6.1)."""
+        return bool(self.flags & flag) and not self.is_admin and self.report_to != "dtn:none"
+
+    @property
+    def bundle_id_text(self) -> str:
+        return f"{self.source} {self.creation_ms} {self.sequence}"
+
+    def extra(self) -> dict[str, Any]:
+        """Fields for ``BundleMeta.extra`` so a restart can rebuild this without decoding."""
+        obj: dict[str, Any] = {
+            "c": [self.creation_ms, self.sequence],
+            "lt": self.lifetime_ms,
+            "f": self.flags,
+        }
+        if self.fragment_offset is not None:
+            obj["fr"] = [self.fragment_offset, self.fragment_length, self.total_adu_length]
+        return obj
+
+    @staticmethod
+    def from_stored(key: bytes, meta: Any) -> BundleInfo:
+        """Rebuild from a store entry's metadata (written with :meth:`extra`)."""
+        x = meta.extra or {}
+        creation = x.get("c", [0, 0])
+        frag = x.get("fr") or [None, None, None]
+        return BundleInfo(
+            key=key,
+            source=meta.source,
+            destination=meta.destination,
+            report_to=meta.report_to or "dtn:none",
+            creation_ms=int(creation[0]),
+            sequence=int(creation[1]),
+            lifetime_ms=int(x.get("lt", 0)),
+            expiry_ms=meta.expiry_ms,
+            flags=int(x.get("f", 0)),
+            size=meta.size,
+            fragment_offset=frag[0],
+            fragment_length=frag[1],
+            total_adu_length=frag[2],
+        )
+
+
+def _info(bundle: Bundle, size: int, received_ms: int) -> BundleInfo:
+    p = bundle.primary
+    bid = bundle.bundle_id
+    expiry = bundle.expiry_ms(received_ms)
+    if expiry is None:
+        # §4.2.7/§4.4.2: no clock and no Bundle Age block - the codec should have refused it.
+        raise ValidationError("creation time 0 without a Bundle Age block: expiry unknown")
+    hop = bundle.hop_count
+    return BundleInfo(
+        key=bid.key(),
+        source=str(p.source),
+        destination=str(p.destination),
+        report_to=str(p.report_to),
+        creation_ms=p.creation.time_ms,
+        sequence=p.creation.sequence,
+        lifetime_ms=p.lifetime_ms,
+        expiry_ms=max(0, expiry),
+        flags=int(p.flags),
+        size=size,
+        fragment_offset=bid.fragment_offset,
+        fragment_length=bid.fragment_length,
+        total_adu_length=p.total_adu_length,
+        hop_exceeded=bool(hop is not None and hop.exceeded),
+    )
+
+
+def inspect(wire: bytes, received_ms: int, max_size: int) -> BundleInfo:
+    """Decode and validate a received bundle (§5.6 step 1); raise BundleError if invalid."""
+    bundle = codec.decode_bundle(wire, max_size=max_size)
+    return _info(bundle, len(wire), received_ms)
+
+
+def originate(
+    *,
+    source: EndpointID | str,
+    destination: EndpointID | str,
+    payload: bytes,
+    creation: CreationTimestamp,
+    lifetime_ms: int,
+    flags: int = 0,
+    report_to: EndpointID | str | None = None,
+    hop_limit: int | None = None,
+    crc_type: int = CRCType.CRC32C,
+) -> tuple[bytes, BundleInfo]:
+    """Build and encode a new bundle (§5.2); returns the wire bytes and its info."""
+    src = parse_eid(source) if isinstance(source, str) else source
+    dst = parse_eid(destination) if isinstance(destination, str) else destination
+    if report_to is None:
+        rpt = src.node_id if (flags & BundleFlags.status_report_requests()) else DTN_NONE
+    else:
+        rpt = parse_eid(report_to) if isinstance(report_to, str) else report_to
+    if dst.is_null:
+        raise ValidationError("destination must not be the null endpoint")
+    primary = PrimaryBlock(
+        flags=flags,
+        crc_type=crc_type,
+        destination=dst,
+        source=src,
+        report_to=rpt,
+        creation=creation,
+        lifetime_ms=lifetime_ms,
+    )
+    blocks: list[CanonicalBlock] = []
+    number = 2
+    if creation.time_ms == 0:
+        # §4.4.2: a bundle without a clock-based creation time MUST carry a Bundle Age block.
+        blocks.append(CanonicalBlock(BlockType.BUNDLE_AGE, number, 0, crc_type, bundle_age_data(0)))
+        number += 1
+    if hop_limit is not None:
+        blocks.append(
+            CanonicalBlock(BlockType.HOP_COUNT, number, 0, crc_type, hop_count_data(hop_limit, 0))
+        )
+        number += 1
+    blocks.append(CanonicalBlock(BlockType.PAYLOAD, PAYLOAD_BLOCK_NUMBER, 0, crc_type, payload))
+    bundle = Bundle(primary, blocks)
+    wire = codec.encode_bundle(bundle)
+    info = _info(bundle, len(wire), creation.time_ms)
+    return wire, info
+
+
+def prepare_forward(wire: bytes, *, node_eid: EndpointID, received_ms: int, now_ms: int) -> bytes:
+    """Apply the §5.4 step 4 / §4.4 updates for one transmission and re-encode."""
+    bundle = codec.decode_bundle(wire, max_size=len(wire) + 1)
+    crc = bundle.primary.crc_type or CRCType.NONE
+    changed = False
+    prev = bundle.block_by_type(BlockType.PREVIOUS_NODE)
+    data = previous_node_data(node_eid)
+    if prev is None:
+        bundle.blocks.insert(
+            0, CanonicalBlock(BlockType.PREVIOUS_NODE, bundle.next_block_number(), 0, crc, data)
+        )
+        changed = True
+    elif bytes(prev.data) != data:
+        prev.data = data
+        changed = True
+    age_block = bundle.block_by_type(BlockType.BUNDLE_AGE)
+    if age_block is not None:
+        age = bundle.bundle_age_ms or 0
+        age_block.data = bundle_age_data(age + max(0, now_ms - received_ms))
+        changed = True
+    hop_block = bundle.block_by_type(BlockType.HOP_COUNT)
+    if hop_block is not None:
+        hop = bundle.hop_count
+        assert hop is not None
+        hop_block.data = hop_count_data(hop.limit, hop.count + 1)
+        changed = True
+    return codec.encode_bundle(bundle) if changed else wire
+
+
+def payload_of(wire: bytes) -> tuple[bytes, bool]:
+    """The payload and whether the bundle is an administrative record."""
+    bundle = codec.decode_bundle(wire, max_size=len(wire) + 1)
+    return bytes(bundle.payload), bundle.is_admin_record
+
+
+def status_report(
+    *,
+    subject: BundleInfo,
+    kind: str,
+    reason: int,
+    now_ms: int,
+    node_eid: EndpointID,
+    creation: CreationTimestamp,
+    lifetime_ms: int,
+) -> tuple[bytes, BundleInfo]:
+    """A bundle status report (§6.1.1) about ``subject``, addressed to its report-to EID."""
+    from waystation.bundle import admin  # imported late: only needed when reports are asked
+
+    record = admin.encode_status_report(
+        kind=kind,
+        reason=reason,
+        subject_source=parse_eid(subject.source),
+        subject_creation=CreationTimestamp(subject.creation_ms, subject.sequence),
+        fragment_offset=subject.fragment_offset,
+        fragment_length=subject.fragment_length,
+        time_ms=now_ms if subject.flags & BundleFlags.STATUS_TIME_REQUESTED else None,
+    )
+    return originate(
+        source=node_eid,
+        destination=subject.report_to,
+        payload=record,
+        creation=creation,
+        lifetime_ms=lifetime_ms,
+        flags=BundleFlags.ADMIN_RECORD,
+        report_to=DTN_NONE,
+    )

@@ -1,0 +1,79 @@
+"""``waystation node``: run the bundle node (no configuration needed)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from waystation.config import ConfigError, load_config
+from waystation.logsetup import configure_logging
+
+log = logging.getLogger("waystation.node")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "node",
+        help="run the bundle node",
+        description="Run a waystation bundle node. With no options it uses the host name as "
+        "node ID (dtn://HOST/), keeps bundles under $XDG_DATA_HOME/waystation and listens on "
+        "$XDG_RUNTIME_DIR/waystation/node.sock. See docs/node.md and docs/node.sample.toml.",
+    )
+    p.add_argument("--config", type=Path, help="node.toml with further settings")
+    p.add_argument("--id", dest="node_id", help="node ID, e.g. dtn://mars/ or ipn:5.0")
+    p.add_argument("--ipn", type=int, dest="ipn_node", help="also answer to ipn node number N")
+    p.add_argument("--data-dir", type=Path, help="where the store and node state live")
+    p.add_argument("--runtime-dir", type=Path, help="where the application socket lives")
+    p.add_argument("--tcp", dest="app_tcp", help="also listen on tcp://127.0.0.1:PORT")
+    p.add_argument("--store", dest="store_backend", choices=["lmdb", "memory"])
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["text", "json"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(
+            args.config,
+            node_id=args.node_id,
+            ipn_node=args.ipn_node,
+            data_dir=args.data_dir,
+            runtime_dir=args.runtime_dir,
+            app_tcp=args.app_tcp,
+            store_backend=args.store_backend,
+            log_level=args.log_level,
+            log_format=args.log_format,
+        )
+    except ConfigError as exc:
+        print(f"waystation node: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(cfg.log_level, cfg.log_format)
+    try:
+        return asyncio.run(_main(cfg))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _main(cfg: object) -> int:
+    from waystation.service import NodeService
+    from waystation.store.api import StoreError
+
+    service = NodeService(cfg)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+    except (StoreError, OSError) as exc:
+        log.error("cannot start node: %s", exc)
+        await service.stop()
+        return 1
+    print(f"waystation node {service.identity.node_id} ready", file=sys.stderr, flush=True)
+    await stop.wait()
+    await service.stop()
+    return 0

@@ -1,0 +1,77 @@
+"""``waystation status``: a readable summary of the running node."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from waystation.client import ClientError
+from waystation.commands._common import add_client_options, connect, fail, human_bytes
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("status", help="show the node's status", description=__doc__)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_client_options(p)
+    p.set_defaults(func=run)
+
+
+def format_status(s: dict[str, Any]) -> str:
+    lines = [
+        f"node       {s.get('node_id')}  (waystation {s.get('version')}, up {s.get('uptime_s')} s)",
+        f"eids       {', '.join(s.get('eids', []))}",
+        f"echo       {', '.join(s.get('echo', []))}",
+    ]
+    store = s.get("store", {})
+    b = s.get("bundles", {})
+    lines.append(
+        f"store      {store.get('count', '?')} bundles, {human_bytes(store.get('bytes', 0) or 0)}"
+        f" ({store.get('backend', '?')}{', ' + store['path'] if store.get('path') else ''})"
+    )
+    lines.append(
+        f"bundles    {b.get('held', 0)} held: {b.get('local', 0)} for local apps, "
+        f"{b.get('queue', 0)} queued, {b.get('waiting', 0)} without route"
+    )
+    c = s.get("counters", {})
+    lines.append("counters   " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    lines.append("registrations")
+    for r in s.get("registrations", []) or []:
+        flag = "receiving" if r.get("receiving") else "offline"
+        extra = ", transient" if r.get("transient") else ""
+        lines.append(f"  {r['endpoint']:<40} {r['pending']:>6} pending  ({flag}{extra})")
+    if not s.get("registrations"):
+        lines.append("  (none)")
+    lines.append("links")
+    for link in s.get("links", []) or []:
+        state = "up" if link.get("up") else "down"
+        lines.append(f"  {link.get('id')}  {link.get('kind')}  peer {link.get('peer')}  {state}")
+    if not s.get("links"):
+        lines.append("  (none)")
+    lines.append("routes")
+    for r in s.get("routes", []) or []:
+        lines.append(f"  {r['pattern']:<30} -> {r['next_hop']}  ({r.get('kind', '')})")
+    if not s.get("routes"):
+        lines.append("  (none)")
+    queues = s.get("queues") or {}
+    if queues:
+        lines.append("queues")
+        lines.extend(f"  {n}: {q}" for n, q in queues.items())
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        with connect(args) as client:
+            status = client.status()
+    except ClientError as exc:
+        return fail(exc)
+    if args.json:
+        print(
+            json.dumps(
+                status, indent=2, default=lambda o: o.hex() if isinstance(o, bytes) else str(o)
+            )
+        )
+    else:
+        print(format_status(status))
+    return 0

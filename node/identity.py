@@ -1,0 +1,93 @@
+"""Who this node is: its node ID(s), which endpoints it owns, its well-known services.
+
+A node has a ``dtn`` node ID (``dtn://<name>/``) and optionally an ``ipn`` node number; both
+are its administrative endpoints (RFC 9171 §4.2.5.2). An endpoint belongs to the node when it
+has the node's dtn node name or its ipn node number (authority 0). Well-known services:
+
+* the echo service (``dtn://<name>/echo``, ``ipn:<N>.2047``), like ION's bpecho;
+* the administrative endpoint (the node IDs themselves) receives status reports addressed
+  to the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from waystation.bundle.eid import DtnEID, EndpointID, IpnEID, parse_eid
+from waystation.bundle.errors import EIDError
+
+__all__ = ["ECHO_DEMUX", "ECHO_SERVICE", "LocalIdentity"]
+
+ECHO_DEMUX = "echo"
+ECHO_SERVICE = 2047
+
+
+@dataclass
+class LocalIdentity:
+    """The node's identity; ``owns()`` answers "is this EID local?" with a small cache."""
+
+    node_id: str
+    ipn_node: int | None = None
+    _node_eid: EndpointID = field(init=False, repr=False)
+    _dtn_name: str | None = field(init=False, repr=False)
+    _cache: dict[str, bool] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        eid = parse_eid(self.node_id)
+        if not eid.is_node_id:
+            raise EIDError(f"{self.node_id!r} is not a node ID (RFC 9171 §4.2.5.2)")
+        self._node_eid = eid
+        self.node_id = str(eid)
+        self._dtn_name = eid.node_name if isinstance(eid, DtnEID) else None
+        if isinstance(eid, IpnEID) and self.ipn_node is None:
+            self.ipn_node = eid.node
+
+    @property
+    def node_eid(self) -> EndpointID:
+        return self._node_eid
+
+    @property
+    def admin_eids(self) -> list[str]:
+        eids = [self.node_id]
+        if self.ipn_node is not None and f"ipn:{self.ipn_node}.0" not in eids:
+            eids.append(f"ipn:{self.ipn_node}.0")
+        return eids
+
+    @property
+    def echo_eids(self) -> list[str]:
+        eids = []
+        if self._dtn_name is not None:
+            eids.append(f"dtn://{self._dtn_name}/{ECHO_DEMUX}")
+        if self.ipn_node is not None:
+            eids.append(f"ipn:{self.ipn_node}.{ECHO_SERVICE}")
+        return eids
+
+    def owns(self, eid: str) -> bool:
+        """True if ``eid`` (text) is an endpoint of this node."""
+        hit = self._cache.get(eid)
+        if hit is not None:
+            return hit
+        try:
+            parsed = parse_eid(eid)
+        except EIDError:
+            return False
+        if isinstance(parsed, DtnEID):
+            result = parsed.node_name == self._dtn_name
+        elif isinstance(parsed, IpnEID):
+            result = (
+                parsed.authority == 0 and self.ipn_node is not None and parsed.node == self.ipn_node
+            )
+        else:
+            result = False
+        if len(self._cache) > 4096:  # bounded: EIDs come from the network
+            self._cache.clear()
+        self._cache[eid] = result
+        return result
+
+    @staticmethod
+    def node_of(eid: str) -> str | None:
+        """The node ID text of an EID (``dtn://a/x`` -> ``dtn://a/``), None if unparsable."""
+        try:
+            return str(parse_eid(eid).node_id)
+        except (EIDError, NotImplementedError):
+            return None

@@ -1,0 +1,494 @@
+"""The node service: the asyncio shell that executes the agent's actions.
+
+It wires the sans-I/O :class:`~waystation.agent.Agent` to real things: the custody store
+(LMDB through the store's group-commit writer, so puts never block the loop and many bundles
+share one fsync), the application socket (:mod:`waystation.appserver`), convergence-layer links
+(:mod:`waystation.links`) and the clock. Each agent output is executed here and its outcome fed
+back as another agent input; nothing else decides anything.
+
+Start-up (and restart after a crash): open the store, load registrations and runtime routes
+from ``node-state.json``, hand every stored bundle back to the agent (``restore``), then open
+the app socket and the configured links. Shutdown (SIGTERM/SIGINT): stop taking requests,
+close links, let the store writer drain, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Hashable, Iterable
+from pathlib import Path
+from typing import Any
+
+from waystation import __version__
+from waystation.agent import (
+    Action,
+    AdminRecordReceived,
+    Agent,
+    AgentConfig,
+    BundleAccepted,
+    BundleDeleted,
+    BundleDelivered,
+    BundleForwarded,
+    BundleRejected,
+    CompleteReception,
+    CompleteSubmission,
+    DeleteBundle,
+    DeliverBundle,
+    DuplicateSuppressed,
+    FailSubmission,
+    StatusReportGenerated,
+    StoreBundle,
+    SubmitRequest,
+    TransmissionFailed,
+    TransmitBundle,
+)
+from waystation.bundle.dtntime import Clock, SystemClock, TimestampSource
+from waystation.bundle.errors import BundleError
+from waystation.bundleops import payload_of, prepare_forward
+from waystation.config import NodeConfig
+from waystation.identity import LocalIdentity
+from waystation.links import Link, LinkError, LinkManager
+from waystation.logsetup import kv
+from waystation.routing import Route, StaticRouter
+from waystation.state import NodeState, load_state, save_state
+from waystation.store.api import (
+    DuplicateBundle,
+    StoreError,
+    StoreFull,
+)
+from waystation.store.group_commit import AsyncBundleStore
+
+__all__ = ["NodeService", "open_store"]
+
+log = logging.getLogger("waystation.node")
+
+
+def open_store(config: NodeConfig) -> Any:
+    """The configured backend: LMDB under ``<data dir>/store`` (default) or memory."""
+    if config.store_backend == "memory":
+        from waystation.store.memory import MemoryBundleStore
+
+        return MemoryBundleStore()
+    from waystation.store.lmdb_store import LmdbBundleStore
+
+    return LmdbBundleStore(config.data_dir / "store", map_size=config.store_map_size)
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` with mode 0700 (and insist on it: the socket's access control)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+class NodeService:
+    """One running node. ``await start()``, ``await serve_forever()``, ``await stop()``."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        store: Any = None,
+        clock: Clock | None = None,
+        app_socket: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.identity = LocalIdentity(config.node_id, config.ipn_node)
+        self.router = StaticRouter([Route(r.pattern, r.next_hop) for r in config.routes])
+        self._config_routes = {r.pattern for r in config.routes}
+        self.agent = Agent(
+            self.identity,
+            router=self.router,
+            config=AgentConfig(
+                max_bundle_size=config.max_payload + 65536,
+                default_lifetime_ms=config.default_lifetime_s * 1000,
+                hop_limit=config.hop_limit,
+            ),
+            timestamps=TimestampSource(self.clock),
+        )
+        self._sync_store = store
+        self.store: AsyncBundleStore | None = None
+        self.links = LinkManager(self)
+        self._links_by_id: dict[str, Link] = {}
+        self._app_enabled = app_socket
+        self.app: Any = None
+        self.state = NodeState()
+        self._state_path = config.data_dir / "node-state.json"
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._started_at = time.monotonic()
+        self.admin_records: list[dict[str, Any]] = []  # recent reports addressed to us
+        self.on_output: list[Any] = []  # test hooks: callables receiving every output
+
+    # -----------------------------------------------------------------------------------------
+    # lifecycle
+    # -----------------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    async def start(self) -> None:
+        _private_dir(self.config.data_dir)
+        sync_store = self._sync_store or open_store(self.config)
+        self.store = AsyncBundleStore(sync_store)
+        self.state = load_state(self._state_path)
+        for r in self.state.routes:
+            self.router.add(r["pattern"], r["next_hop"])
+        for endpoint in self.state.registrations:
+            self.agent.register(endpoint)
+        await self._restore()
+        if self._app_enabled:
+            from waystation.appserver import AppServer
+
+            _private_dir(self.config.runtime_dir)
+            self.app = AppServer(self, self.config)
+            await self.app.start()
+        for link_cfg in self.config.links:
+            try:
+                await self.links.open(link_cfg.id, link_cfg.kind, link_cfg.options)
+            except (LinkError, OSError) as exc:
+                log.error("cannot open link", extra=kv(link=link_cfg.id, error=str(exc)))
+        self._spawn(self._timer_loop())
+        log.info(
+            "node started",
+            extra=kv(
+                node=self.identity.node_id,
+                bundles=len(self.agent.held),
+                registrations=len(self.agent.registrations),
+                socket=str(self.config.socket_path) if self._app_enabled else "-",
+            ),
+        )
+
+    async def _restore(self) -> None:
+        assert self.store is not None
+        from waystation.store.api import iter_all
+
+        entries = list(iter_all(self.store.store))
+        now = self.now_ms()
+        self.execute(self.agent.restore(now, entries))
+        # Bundles for node services (echo, admin sink) need their payloads re-read.
+        for entry in entries:
+            dest = entry.meta.destination
+            if entry.key in self.agent.held and self.agent.needs_payload(dest):
+                try:
+                    payload, _ = payload_of(self.store.store.get(entry.key))
+                except (StoreError, BundleError) as exc:
+                    log.error("unreadable stored bundle", extra=kv(key=entry.key, error=str(exc)))
+                    continue
+                self.agent.note_payload(entry.key, payload)
+                self.execute(self.agent.redispatch(now, entry.key))
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("node stopping", extra=kv(node=self.identity.node_id))
+        if self.app is not None:
+            await self.app.close()
+        await self.links.close_all()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.store is not None:
+            await self.store.aclose()
+        log.info("node stopped")
+
+    async def serve_forever(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def _timer_loop(self) -> None:
+        """Run ``agent.tick`` at the agent's next deadline (bundle expiry)."""
+        while True:
+            deadline = self.agent.next_deadline()
+            now = self.now_ms()
+            delay = 1.0 if deadline is None else min(1.0, max(0.0, (deadline - now) / 1000))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self.execute(self.agent.tick(self.now_ms()))
+
+    # -----------------------------------------------------------------------------------------
+    # executing agent outputs
+    # -----------------------------------------------------------------------------------------
+    def execute(self, outputs: Iterable[Any]) -> None:
+        for out in outputs:
+            for hook in self.on_output:
+                hook(out)
+            if isinstance(out, Action):
+                self._do(out)
+            else:
+                self._log_event(out)
+
+    def _do(self, action: Action) -> None:
+        if isinstance(action, StoreBundle):
+            self._store_bundle(action)
+        elif isinstance(action, TransmitBundle):
+            self._spawn(self._transmit(action))
+        elif isinstance(action, DeliverBundle):
+            self._deliver(action)
+        elif isinstance(action, DeleteBundle):
+            self._spawn(self._delete(action))
+        elif isinstance(action, CompleteSubmission):
+            if self.app is not None:
+                self.app.submission_done(action.token, action.info)
+        elif isinstance(action, FailSubmission):
+            if self.app is not None:
+                self.app.submission_failed(action.token, action.code, action.message)
+        elif isinstance(action, CompleteReception):
+            fut = action.token
+            if isinstance(fut, asyncio.Future) and not fut.done():
+                fut.set_result(action.accepted)
+
+    def _store_bundle(self, action: StoreBundle) -> None:
+        assert self.store is not None
+        if self.agent.needs_payload(action.meta.destination):
+            try:
+                self.agent.note_payload(action.key, payload_of(action.wire)[0])
+            except BundleError:
+                pass
+        try:
+            fut = self.store.writer.submit_async(_put_op(action))
+        except StoreError as exc:  # writer stopped (shutting down)
+            self.execute(self.agent.store_failed(self.now_ms(), action.key, "internal", str(exc)))
+            return
+        fut.add_done_callback(lambda f, key=action.key: self._stored(key, f))
+
+    def _stored(self, key: bytes, fut: asyncio.Future[Any]) -> None:
+        now = self.now_ms()
+        if fut.cancelled():
+            self.execute(self.agent.store_failed(now, key, "internal", "store write cancelled"))
+            return
+        exc = fut.exception()
+        if exc is None:
+            self.execute(self.agent.stored(now, key, getattr(fut.result(), "seq", None)))
+        elif isinstance(exc, DuplicateBundle):
+            self.execute(self.agent.store_failed(now, key, "duplicate", str(exc)))
+        elif isinstance(exc, StoreFull):
+            self.execute(self.agent.store_failed(now, key, "store-full", str(exc)))
+        else:
+            log.error("store put failed", extra=kv(key=key, error=repr(exc)))
+            self.execute(self.agent.store_failed(now, key, "internal", f"store error: {exc}"))
+
+    async def _transmit(self, action: TransmitBundle) -> None:
+        assert self.store is not None
+        link = self.links.links.get(action.link_id)
+        ok, error = False, ""
+        try:
+            if link is None:
+                raise LinkError(f"no link {action.link_id}")
+            wire = self.store.store.get(action.key)
+            wire = prepare_forward(
+                wire,
+                node_eid=self.identity.node_eid,
+                received_ms=action.received_ms,
+                now_ms=self.now_ms(),
+            )
+            await link.send(wire)
+            ok = True
+        except (LinkError, StoreError, BundleError, OSError) as exc:
+            error = str(exc)
+        self.execute(self.agent.transmitted(self.now_ms(), action.key, action.link_id, ok, error))
+
+    def _deliver(self, action: DeliverBundle) -> None:
+        assert self.store is not None
+        try:
+            wire = self.store.store.get(action.key)
+            payload, admin = payload_of(wire)
+            info = self.agent.held[action.key].info
+        except (StoreError, BundleError, KeyError) as exc:
+            log.error("cannot read bundle for delivery", extra=kv(key=action.key, error=str(exc)))
+            self.execute(self.agent.delivery_failed(action.endpoint, action.key))
+            return
+        body = {
+            "endpoint": action.endpoint,
+            "key": action.key,
+            "source": info.source,
+            "destination": info.destination,
+            "creation": [info.creation_ms, info.sequence],
+            "lifetime_ms": info.lifetime_ms,
+            "payload": payload,
+            "admin": admin,
+        }
+        if self.app is None or not self.app.push_delivery(action.consumer, body):
+            self.execute(self.agent.delivery_failed(action.endpoint, action.key))
+            self.execute(self.agent.consumer_gone(action.consumer))
+
+    async def _delete(self, action: DeleteBundle) -> None:
+        assert self.store is not None
+        try:
+            await self.store.delete(
+                action.key, action.reason, disposition=action.disposition, now_ms=self.now_ms()
+            )
+        except StoreError as exc:
+            log.warning("delete failed", extra=kv(key=action.key, error=str(exc)))
+
+    def _log_event(self, event: Any) -> None:
+        if isinstance(event, BundleAccepted):
+            log.debug(
+                "bundle accepted",
+                extra=kv(
+                    key=event.key, src=event.source, dst=event.destination, origin=event.origin
+                ),
+            )
+        elif isinstance(event, BundleForwarded):
+            log.debug("bundle forwarded", extra=kv(key=event.key, link=event.link_id))
+        elif isinstance(event, BundleDelivered):
+            log.debug("bundle delivered", extra=kv(key=event.key, endpoint=event.endpoint))
+        elif isinstance(event, BundleDeleted):
+            log.debug(
+                "bundle released",
+                extra=kv(key=event.key, reason=event.reason, disposition=str(event.disposition)),
+            )
+        elif isinstance(event, DuplicateSuppressed):
+            log.info("duplicate suppressed", extra=kv(key=event.key, origin=event.origin))
+        elif isinstance(event, BundleRejected):
+            log.warning("bundle rejected", extra=kv(origin=event.origin, reason=event.reason))
+        elif isinstance(event, TransmissionFailed):
+            log.info(
+                "transmission failed",
+                extra=kv(key=event.key, link=event.link_id, error=event.error),
+            )
+        elif isinstance(event, StatusReportGenerated):
+            log.info(
+                "status report", extra=kv(kind=event.kind, reason=event.reason, to=event.report_to)
+            )
+        elif isinstance(event, AdminRecordReceived):
+            self.admin_records.append({"source": event.source, "record": event.payload})
+            del self.admin_records[:-100]
+            log.info("admin record received", extra=kv(src=event.source, size=len(event.payload)))
+
+    # -----------------------------------------------------------------------------------------
+    # LinkHandler (called by convergence adapters)
+    # -----------------------------------------------------------------------------------------
+    def link_up(self, link: Link) -> None:
+        self.links.links.setdefault(link.link_id, link)
+        log.info("link up", extra=kv(link=link.link_id, peer=link.peer or "?"))
+        self.execute(self.agent.link_up(self.now_ms(), link.link_id, link.peer))
+
+    def link_down(self, link: Link, reason: str) -> None:
+        log.info("link down", extra=kv(link=link.link_id, reason=reason))
+        self.execute(self.agent.link_down(self.now_ms(), link.link_id))
+
+    async def bundle_received(self, link: Link, wire: bytes) -> bool:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.execute(self.agent.receive(self.now_ms(), wire, link.link_id, fut))
+        return await fut
+
+    # -----------------------------------------------------------------------------------------
+    # operations used by the app server
+    # -----------------------------------------------------------------------------------------
+    def submit(self, token: Hashable, req: SubmitRequest) -> None:
+        self.execute(self.agent.submit(self.now_ms(), token, req))
+
+    def register(self, endpoint: str, transient: bool) -> int:
+        was = self.agent.is_registered(endpoint)
+        self.execute(self.agent.register(endpoint, transient=transient))
+        if not transient and endpoint not in self.state.registrations:
+            self.state.registrations.append(endpoint)
+            self._save_state()
+        elif not was:
+            pass
+        return self.agent.pending_count(endpoint)
+
+    def unregister(self, endpoint: str) -> None:
+        self.execute(self.agent.unregister(endpoint))
+        if endpoint in self.state.registrations:
+            self.state.registrations.remove(endpoint)
+            self._save_state()
+
+    def add_route(self, pattern: str, next_hop: str) -> None:
+        self.router.add(pattern, next_hop)
+        if pattern not in self._config_routes:
+            self.state.routes = [r for r in self.state.routes if r["pattern"] != pattern]
+            self.state.routes.append({"pattern": pattern, "next_hop": next_hop})
+            self._save_state()
+        self.execute(self.agent.routes_changed(self.now_ms()))
+
+    def del_route(self, pattern: str) -> bool:
+        removed = self.router.remove(pattern)
+        before = len(self.state.routes)
+        self.state.routes = [r for r in self.state.routes if r["pattern"] != pattern]
+        if len(self.state.routes) != before:
+            self._save_state()
+        return removed
+
+    def _save_state(self) -> None:
+        try:
+            save_state(self._state_path, self.state)
+        except OSError as exc:
+            log.error(
+                "cannot save node state", extra=kv(path=str(self._state_path), error=str(exc))
+            )
+
+    def status(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {}
+        if self.store is not None:
+            try:
+                s = self.store.store.stats()
+                stats = {
+                    "count": s.count,
+                    "bytes": s.bytes,
+                    "backend": s.backend,
+                    "path": s.path,
+                    "max_bytes": s.max_bytes,
+                    "max_count": s.max_count,
+                }
+            except StoreError as exc:
+                stats = {"error": str(exc)}
+        regs = [
+            {
+                "endpoint": ep,
+                "pending": self.agent.pending_count(ep),
+                "receiving": reg.consumer is not None,
+                "transient": reg.transient,
+            }
+            for ep, reg in sorted(self.agent.registrations.items())
+            if self.agent.is_registered(ep)
+        ]
+        links = []
+        for link in self.links.links.values():
+            try:
+                links.append(link.describe())
+            except Exception as exc:  # an adapter's bug must not break status
+                links.append({"id": getattr(link, "link_id", "?"), "error": str(exc)})
+        snap = self.agent.snapshot()
+        return {
+            "node_id": self.identity.node_id,
+            "eids": self.identity.admin_eids,
+            "echo": self.identity.echo_eids,
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "store": stats,
+            "bundles": {"held": snap["held"], **snap["places"]},
+            "queues": snap["queues"],
+            "links": links,
+            "routes": self.router.describe(),
+            "registrations": regs,
+            "contacts": [],
+            "counters": snap["counters"],
+            "admin_records": len(self.admin_records),
+        }
+
+
+def _put_op(action: StoreBundle) -> Any:
+    from waystation.store.ops import PutOp
+
+    return PutOp(action.key, action.wire, action.meta)
