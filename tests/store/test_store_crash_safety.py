@@ -47,15 +47,14 @@ def _run_and_kill(path: Path, first: int, rng: random.Random) -> set[int]:
         for line in proc.stdout:
             if line.startswith("ack "):
                 acked.add(int(line[4:]))
-            elif line.startswith("ready"):
-                ready.set()
+                ready.set()  # writing is under way: from here on any moment is fair game
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     if not ready.wait(30):
         proc.kill()
         raise AssertionError(f"writer did not start: {proc.stderr.read() if proc.stderr else ''}")
-    time.sleep(rng.uniform(0.05, 0.4))
+    time.sleep(rng.uniform(0.0, 0.3))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     thread.join(10)  # drain everything the child flushed before it died
