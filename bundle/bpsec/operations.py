@@ -290,8 +290,9 @@ def add_confidentiality(
     """Add a BCB encrypting ``targets`` — security source role.
 
     With ``include_bibs`` (default) a BIB protecting one of the targets is encrypted too (RFC
-    9172 §3.9); a BIB that also covers blocks we do not encrypt is split first, its results for
-    our targets moving to a new BIB with the same context, parameters and source.
+    9172 §3.9). A BIB that also covers blocks we do not encrypt is split first — its results for
+    our targets move to a new BIB with the same context, parameters and source — when its
+    integrity scope does not cover its own header; otherwise the whole BIB is encrypted.
     """
     if source.context_id not in CONFIDENTIALITY_CONTEXTS:
         raise ForbiddenOperation(f"context {source.context_id} is not a confidentiality context")
@@ -333,7 +334,10 @@ def add_confidentiality(
                 "encrypted as well"
             )
         rest = [t for t in sb.asb.targets if t not in shared]
-        if not rest:
+        if not rest or _covers_own_header(sb.asb):
+            # Moving results to a BIB with another block number would break them when the
+            # BIB's own header is in the integrity scope, so the whole BIB is encrypted
+            # (allowed: it shares a target with this BCB).
             targets.append(sb.number)
             continue
         new_number = _fresh_number(bundle, reserved)
@@ -374,6 +378,17 @@ def add_confidentiality(
     return Bundle(bundle.primary, out)
 
 
+def _covers_own_header(asb: AbstractSecurityBlock) -> bool:
+    """Whether a BIB's results depend on the BIB's own block number (so it cannot be split)."""
+    if asb.context_id == 1:  # RFC 9173 §3.3.3 integrity scope flags, bit 2; default 7
+        flags = asb.parameter(3, 7)
+        return not isinstance(flags, int) or bool(flags & 0x04)
+    if asb.context_id == 3:  # COSE AAD scope: key -2 (security block) or the default scope
+        scope = asb.parameter(5)
+        return not isinstance(scope, dict) or -2 in scope
+    return True
+
+
 # --------------------------------------------------------------------------- verifier / acceptor
 
 
@@ -400,6 +415,7 @@ def decrypt(
     keys: KeyResolver,
     *,
     targets: Iterable[int] | None = None,
+    contexts: Collection[int] | None = None,
     handlers: Mapping[int, ContextHandler] = HANDLERS,
 ) -> tuple[Bundle, list[Outcome]]:
     """Decrypt BCB targets (all, or those in ``targets``) and remove the processed results.
@@ -416,7 +432,7 @@ def decrypt(
             continue
         asb = sb.asb
         chosen = _selected(asb, wanted)
-        if not chosen:
+        if not chosen or _skip_context(asb.context_id, contexts, handlers):
             continue
         handler = _handler(handlers, asb.context_id, CONFIDENTIALITY_CONTEXTS, sb.number)
         views = _views(Bundle(bundle.primary, blocks))
@@ -439,6 +455,14 @@ def decrypt(
     return Bundle(bundle.primary, blocks), outcomes
 
 
+def _skip_context(
+    context_id: int, contexts: Collection[int] | None, handlers: Mapping[int, ContextHandler]
+) -> bool:
+    # ``contexts`` limits processing to what the caller has keys for; an *unknown* context is
+    # never skipped, so it surfaces as UnknownSecurityContext (reason code 13).
+    return contexts is not None and context_id in handlers and context_id not in contexts
+
+
 def _handler(
     handlers: Mapping[int, ContextHandler], context_id: int, allowed: frozenset[int], number: int
 ) -> ContextHandler:
@@ -457,6 +481,7 @@ def verify_integrity(
     *,
     targets: Iterable[int] | None = None,
     remove: bool = False,
+    contexts: Collection[int] | None = None,
     handlers: Mapping[int, ContextHandler] = HANDLERS,
 ) -> tuple[Bundle, list[Outcome]]:
     """Verify BIB targets (all readable ones, or those in ``targets``).
@@ -464,6 +489,8 @@ def verify_integrity(
     ``remove=False`` is the security *verifier* role (the BIB stays); ``remove=True`` the
     *acceptor* role (processed results, and emptied BIBs, are removed: RFC 9172 §5.1.2).
     Encrypted BIBs and targets that are still encrypted are skipped: decrypt first.
+    ``contexts`` restricts checking to those security context IDs (known ones outside it are
+    left alone; unknown ones raise UnknownSecurityContext).
     A failure raises (SecurityCheckFailed, KeyNotFound, ...) and nothing is returned.
     """
     wanted = None if targets is None else set(targets)
@@ -480,7 +507,7 @@ def verify_integrity(
         chosen = [t for t in _selected(asb, wanted) if t not in encrypted]
         if bundle.is_fragment:
             chosen = [t for t in chosen if t != 1]  # checked after reassembly
-        if not chosen:
+        if not chosen or _skip_context(asb.context_id, contexts, handlers):
             continue
         handler = _handler(handlers, asb.context_id, INTEGRITY_CONTEXTS, sb.number)
         for t in chosen:

@@ -215,9 +215,11 @@ class CoseHandler:
                 tbs = cose.sig_structure(msg.protected, aad, payload)
                 trusted = keys.public_keys(asb.source, kid)
                 if not trusted:
-                    raise KeyNotFound(
-                        f"no trusted public key for {asb.source}"
-                        + (f" with kid {kid.hex()}" if kid else "")
+                    # Not our misconfiguration: the signer is simply not trusted for this source.
+                    raise SecurityCheckFailed(
+                        f"block {scope.target_number} is signed by a key not trusted for "
+                        f"{asb.source}" + (f" (kid {kid.hex()})" if kid else ""),
+                        scope.target_number,
                     )
                 if not any(
                     cose.verify_signature(t.public, msg.alg, tbs, msg.tag_or_signature)
