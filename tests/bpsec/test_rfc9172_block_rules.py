@@ -38,19 +38,19 @@ BCB = BcbAesGcm(KEY)
 
 def test_bib_must_not_target_a_security_block() -> None:
     b = add_integrity(make_bundle(), [1], BIB, SRC, number=5)
-    with pytest.raises(ForbiddenOperation, match="§3.7"):
+    with pytest.raises(ForbiddenOperation, match=r"§3\.7"):
         add_integrity(b, [5], BIB, SRC)
 
 
 def test_no_second_bib_on_same_target() -> None:
     b = add_integrity(make_bundle(), [1], BIB, SRC)
-    with pytest.raises(ForbiddenOperation, match="§3.2"):
+    with pytest.raises(ForbiddenOperation, match=r"§3\.2"):
         add_integrity(b, [1], BIB, SRC)
 
 
 def test_no_bib_over_an_encrypted_target() -> None:
     b = add_confidentiality(make_bundle(), [1], BCB, SRC)
-    with pytest.raises(ForbiddenOperation, match="§3.9"):
+    with pytest.raises(ForbiddenOperation, match=r"§3\.9"):
         add_integrity(b, [1], BIB, SRC)
 
 
