@@ -7,7 +7,7 @@ classes on bad input.
 
 Decoding (:func:`decode_bundle`)
     * The bundle must be an indefinite-length CBOR array (§4.1) ending in a break byte, with no
-      trailing bytes; each block a definite-length array (§4.3). Integers may use any valid
+      trailing bytes, optionally preceded by the self-described CBOR tag 55799 (Appendix B); each block a definite-length array (§4.3). Integers may use any valid
       CBOR length (the shortest form is only preferred); strings and arrays inside blocks must
       be definite-length.
     * Every CRC present is verified over the block's exact input bytes with the CRC field zeroed
@@ -54,6 +54,7 @@ _U64 = 0xFFFFFFFFFFFFFFFF
 _CRC_SIZE = (0, 2, 4)
 _CRC_ZEROS = (b"", b"\x00\x00", b"\x00\x00\x00\x00")
 _CRC_BSTR_HEAD = (0, 0x42, 0x44)  # CBOR byte-string heads for 2 and 4 bytes
+_SELF_DESCRIBED = b"\xd9\xd9\xf7"  # CBOR tag 55799 (RFC 8949 §3.4.6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,11 +84,14 @@ def decode_bundle(
         raise BundleTooLarge(f"bundle of {n} bytes exceeds the maximum of {max_size} bytes")
     if n == 0:
         raise DecodeError(0, "empty input")
-    if buf[0] != 0x9F:
-        if buf[0] >> 5 == 4:
-            raise DecodeError(0, "a bundle must be an indefinite-length array (RFC 9171 §4.1)")
-        raise DecodeError(0, "input is not a bundle (expected an indefinite-length CBOR array)")
-    primary, pos = _decode_primary(buf, 1)
+    pos = 0
+    if buf[:3] == _SELF_DESCRIBED:
+        pos = 3  # RFC 9171 Appendix B: bpv7_start = bundle / #6.55799(bundle)
+    if pos >= n or buf[pos] != 0x9F:
+        if pos < n and buf[pos] >> 5 == 4:
+            raise DecodeError(pos, "a bundle must be an indefinite-length array (RFC 9171 §4.1)")
+        raise DecodeError(pos, "input is not a bundle (expected an indefinite-length CBOR array)")
+    primary, pos = _decode_primary(buf, pos + 1)
     blocks: list[CanonicalBlock] = []
     while True:
         if pos >= n:
