@@ -140,7 +140,16 @@ class TcpclConnection(asyncio.BufferedProtocol):
         self._arm_timer()
 
     def eof_received(self) -> bool:
-        return False  # close our side too
+        # The peer will send no more. Whatever it left half-sent is a truncated stream, which
+        # still gets its SESS_TERM (our side is open); then close our side too.
+        try:
+            events = self.session.connection_lost(self.loop.time(), half_closed=True)
+        except RemoteProtocolError as exc:
+            log.warning("TCPCL peer %s: %s", self.peername, exc)
+            events = getattr(exc, "events", [])
+        self._handle(events)
+        self._flush()
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:

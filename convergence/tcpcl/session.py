@@ -323,9 +323,12 @@ class Session:
             self._rbase += pos
         return self._take_events()
 
-    def connection_lost(self, now: float) -> list[ev.Event]:
+    def connection_lost(self, now: float, *, half_closed: bool = False) -> list[ev.Event]:
         """The TCP connection closed (or reset). A half-received message is a truncated stream:
         :class:`RemoteProtocolError` (the session is CLOSED and reports what was unacknowledged).
+
+        ``half_closed``: the peer only shut down its sending side (TCP FIN), so we can still
+        tell it why we end the session -- a truncated stream then gets its SESS_TERM.
         """
         self._check(Input.CONNECTION_LOST)
         if self.state is State.CLOSED:
@@ -340,7 +343,7 @@ class Session:
                     f"stream truncated: connection closed inside a message at offset {where}"
                 ),
                 now,
-                send_term=False,
+                send_term=half_closed,
             )
         self._close(clean=clean, error=None if clean else "connection closed without SESS_TERM")
         return self._take_events()
