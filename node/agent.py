@@ -246,6 +246,13 @@ class AdminRecordReceived(Event):
 Output = Action | Event
 
 
+def _last_key(outputs: list[Output]) -> bytes:
+    for out in reversed(outputs):
+        if isinstance(out, StoreBundle):
+            return out.key
+    return b""
+
+
 # ---------------------------------------------------------------------------------------------
 # Agent state
 # ---------------------------------------------------------------------------------------------
@@ -290,6 +297,8 @@ class _Pending:
     priority: int
     received_ms: int
     local_endpoint: str | None
+    request: SubmitRequest | None = None  # kept to retry with a fresh creation timestamp
+    attempts: int = 0
 
 
 class Agent:
@@ -410,7 +419,9 @@ class Agent:
                 )
             ]
         self.counters["originated"] += 1
-        return self._admit(now_ms, wire, info, "app", token, req.priority)
+        out = self._admit(now_ms, wire, info, "app", token, req.priority)
+        self._pending[info.key].request = req
+        return out
 
     def _admit(
         self,
@@ -516,6 +527,13 @@ class Agent:
             out: list[Output] = [DuplicateSuppressed(key, p.origin)]
             if p.origin.startswith("link:"):
                 out.append(CompleteReception(p.token, True, "dup"))
+            elif p.origin == "app" and p.request is not None and p.attempts < 3:
+                # §4.2.7: our creation timestamp collided with a stored bundle of ours (clock
+                # stepped back, or a restart within the same millisecond): take a fresh one.
+                out += self.submit(now_ms, p.token, p.request)
+                nxt = self._pending.get(_last_key(out))
+                if nxt is not None:
+                    nxt.attempts = p.attempts + 1
             elif p.origin == "app":
                 out.append(FailSubmission(p.token, "internal", "creation timestamp reused"))
             return out

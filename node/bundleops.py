@@ -248,14 +248,23 @@ def status_report(
     """A bundle status report (§6.1.1) about ``subject``, addressed to its report-to EID."""
     from waystation.bundle import admin  # imported late: only needed when reports are asked
 
-    record = admin.encode_status_report(
-        kind=kind,
-        reason=reason,
-        subject_source=parse_eid(subject.source),
-        subject_creation=CreationTimestamp(subject.creation_ms, subject.sequence),
-        fragment_offset=subject.fragment_offset,
-        fragment_length=subject.fragment_length,
-        time_ms=now_ms if subject.flags & BundleFlags.STATUS_TIME_REQUESTED else None,
+    with_time = bool(subject.flags & BundleFlags.STATUS_TIME_REQUESTED)
+    asserted = admin.StatusItem(True, now_ms if with_time else None)
+    items = {kind: asserted}
+    if kind not in ("reception", "forwarding", "delivery", "deletion"):
+        raise ValidationError(f"unknown status report kind {kind!r}")
+    record = admin.encode_admin_record(
+        admin.BundleStatusReport(
+            source=parse_eid(subject.source),
+            creation=CreationTimestamp(subject.creation_ms, subject.sequence),
+            reason=reason,
+            received=items.get("reception", admin.NOT_ASSERTED),
+            forwarded=items.get("forwarding", admin.NOT_ASSERTED),
+            delivered=items.get("delivery", admin.NOT_ASSERTED),
+            deleted=items.get("deletion", admin.NOT_ASSERTED),
+            fragment_offset=subject.fragment_offset,
+            fragment_length=subject.fragment_length,
+        )
     )
     return originate(
         source=node_eid,

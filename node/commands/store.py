@@ -1,0 +1,412 @@
+"""``waystation store``: inspect and manage a node's custody store.
+
+Verbs: ``list`` (filter by destination, state, queue), ``show`` (metadata and the decoded
+bundle), ``export`` (the raw wire bytes), ``delete`` (with an RFC 9171 §6.1.1 reason code,
+recorded in the deletion log), ``stats``, ``check`` (offline page walk plus index cross-check)
+and ``log`` (the deletion log).
+
+They work on a *stopped* node's data directory (``--data-dir``; the store lives in
+``<data-dir>/store``). LMDB itself tolerates a second process, so read-only verbs are safe on a
+running node's directory too; but ``delete`` there would bypass the running node's in-memory
+queues, so it is refused while the node's socket answers. ``--socket`` is the hook for going
+through a running node instead; the node's store admin requests are not there yet, so it
+reports that clearly rather than guessing.
+
+Bundles are named by their store key in hex (what ``list`` prints), as produced by
+``BundleId.key()``; a unique hex prefix is accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from waystation.store.api import (
+    BundleMeta,
+    CustodyState,
+    Disposition,
+    ReasonCode,
+    StoredEntry,
+    StoreError,
+    iter_all,
+)
+
+__all__ = ["register"]
+
+STORE_SUBDIR = "store"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "store",
+        help="inspect and manage the custody store",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the node's data directory (default: the node's default, "
+        "$XDG_DATA_HOME/waystation); the store is <data-dir>/store",
+    )
+    parser.add_argument(
+        "--socket",
+        metavar="ENDPOINT",
+        help="go through a running node instead of the data directory (not available yet)",
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser("list", help="list stored bundles")
+    p.add_argument("--destination", "-d", help="only bundles for this destination EID")
+    p.add_argument("--state", "-s", choices=[s.value for s in CustodyState])
+    p.add_argument("--queue", "-q", help="only this neighbour's outbound queue (in send order)")
+    p.add_argument("--limit", "-n", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_list)
+
+    p = verbs.add_parser("show", help="show one bundle: metadata and decoded blocks")
+    p.add_argument("key", help="store key in hex (or a unique prefix)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_show)
+
+    p = verbs.add_parser("export", help="write one bundle's raw wire bytes")
+    p.add_argument("key", help="store key in hex (or a unique prefix)")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(func=_export)
+
+    p = verbs.add_parser("delete", help="delete bundles, recording a status report reason")
+    p.add_argument("keys", nargs="+", help="store keys in hex (or unique prefixes)")
+    p.add_argument(
+        "--reason",
+        type=_reason,
+        default=ReasonCode.TRANSMISSION_CANCELED,
+        help="RFC 9171 reason code, number or name (default 3, transmission canceled)",
+    )
+    p.set_defaults(func=_delete)
+
+    p = verbs.add_parser("stats", help="counts, bytes, quota and map usage")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_stats)
+
+    p = verbs.add_parser("check", help="walk every page and cross-check all indexes")
+    p.set_defaults(func=_check)
+
+    p = verbs.add_parser("log", help="the deletion log (most recent last)")
+    p.add_argument("--limit", "-n", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_log)
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+def _reason(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            return ReasonCode[text.upper().replace("-", "_")]
+        except KeyError:
+            names = ", ".join(r.name.lower() for r in ReasonCode)
+            raise argparse.ArgumentTypeError(f"unknown reason {text!r} (one of: {names})") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError("reason code must be 0..255")
+    return value
+
+
+def _store_dir(args: argparse.Namespace) -> Path:
+    if args.data_dir is not None:
+        return Path(args.data_dir) / STORE_SUBDIR
+    from waystation.config import default_data_dir
+
+    return default_data_dir() / STORE_SUBDIR
+
+
+def _open(args: argparse.Namespace, *, write: bool = False, verify: str = "quick") -> Any:
+    """The store of a stopped node's data directory (the hook for a running node is below)."""
+    if args.socket:
+        raise StoreError(
+            "store admin through a running node (--socket) is not available yet; "
+            "stop the node and use --data-dir"
+        )
+    from waystation.store.lmdb_store import LmdbBundleStore
+
+    path = _store_dir(args)
+    if not path.exists():
+        raise StoreError(f"no store at {path} (wrong --data-dir?)")
+    return LmdbBundleStore(path, create=False, readonly=not write, verify=verify)  # type: ignore[arg-type]
+
+
+def _resolve(store: Any, text: str) -> bytes:
+    """A full key from hex or a unique hex prefix (keys sort like their hex)."""
+    text = text.strip().lower()
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        raise StoreError(f"not a hex key: {text!r}")
+    if len(text) % 2 == 0 and store.contains(bytes.fromhex(text)):
+        return bytes.fromhex(text)
+    hits: list[bytes] = []
+    for entry in iter_all(store):
+        h = entry.key.hex()
+        if h.startswith(text):
+            hits.append(entry.key)
+        elif h > text:
+            break
+    if not hits:
+        raise StoreError(f"no bundle with key {text}")
+    if len(hits) > 1:
+        raise StoreError(f"key prefix {text} is ambiguous ({len(hits)} bundles)")
+    return hits[0]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return repr(value)
+
+
+def _dumps(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(obj, default=_json_default, **kwargs)
+
+
+def _bundle_id_text(key: bytes) -> str:
+    try:
+        from waystation.bundle.model import BundleId
+
+        return str(BundleId.from_key(key))
+    except Exception:  # a key from another kind of ID: show it raw
+        return "?"
+
+
+def _meta_json(meta: BundleMeta) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in BundleMeta.__dataclass_fields__:
+        value = getattr(meta, name)
+        if isinstance(value, bytes):
+            value = value.hex()
+        elif isinstance(value, CustodyState | Disposition):
+            value = value.value
+        elif name == "priority":
+            value = int(value)
+        out[name] = value
+    return out
+
+
+def _run(args: argparse.Namespace, body: Any, *, write: bool = False, verify: str = "quick") -> int:
+    try:
+        store = _open(args, write=write, verify=verify)
+    except StoreError as exc:
+        print(f"waystation store: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(body(store) or 0)
+    except StoreError as exc:
+        print(f"waystation store: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+# -- verbs ------------------------------------------------------------------------------------
+def _select(store: Any, args: argparse.Namespace) -> list[StoredEntry]:
+    if args.queue:
+        entries = store.queue(args.queue)
+    elif args.destination:
+        entries = store.by_destination(args.destination)
+    else:
+        entries = list(iter_all(store))
+    if args.destination:
+        entries = [e for e in entries if e.meta.destination == args.destination]
+    if args.state:
+        entries = [e for e in entries if e.meta.state == args.state]
+    return entries if args.limit is None else entries[: max(0, args.limit)]
+
+
+def _list(args: argparse.Namespace) -> int:
+    def body(store: Any) -> int:
+        entries = _select(store, args)
+        out = sys.stdout
+        if args.json:
+            for e in entries:
+                out.write(_dumps({"key": e.key.hex(), **_meta_json(e.meta)}) + "\n")
+            return 0
+        out.write(f"{'KEY':<44} {'STATE':<10} {'PRI':>3} {'SIZE':>8} {'DESTINATION':<24} QUEUE\n")
+        for e in entries:
+            m = e.meta
+            key = e.key.hex()
+            key = key if len(key) <= 44 else key[:41] + "..."
+            out.write(
+                f"{key:<44} {m.state.value:<10} {int(m.priority):>3} {m.size:>8} "
+                f"{m.destination:<24} {m.queue or m.local_endpoint or '-'}\n"
+            )
+        out.write(f"{len(entries)} bundle(s)\n")
+        return 0
+
+    return _run(args, body)
+
+
+def _show(args: argparse.Namespace) -> int:
+    def body(store: Any) -> int:
+        key = _resolve(store, args.key)
+        meta = store.get_meta(key)
+        wire = store.get(key)
+        decoded: dict[str, Any] | str
+        try:
+            from waystation.bundle.codec import decode_bundle
+
+            bundle = decode_bundle(wire)
+            p = bundle.primary
+            decoded = {
+                "flags": int(p.flags),
+                "crc_type": int(p.crc_type),
+                "destination": str(p.destination),
+                "source": str(p.source),
+                "report_to": str(p.report_to),
+                "creation": [p.creation.time_ms, p.creation.sequence],
+                "lifetime_ms": p.lifetime_ms,
+                "fragment_offset": p.fragment_offset,
+                "total_adu_length": p.total_adu_length,
+                "blocks": [
+                    {
+                        "type": int(b.block_type),
+                        "number": b.number,
+                        "flags": int(b.flags),
+                        "crc_type": int(b.crc_type),
+                        "length": len(b.data),
+                    }
+                    for b in bundle.blocks
+                ],
+            }
+        except Exception as exc:  # a stored bundle the current codec rejects: say so, show meta
+            decoded = f"undecodable: {exc}"
+        doc = {
+            "key": key.hex(),
+            "bundle_id": _bundle_id_text(key),
+            "wire_length": len(wire),
+            "meta": _meta_json(meta),
+            "bundle": decoded,
+        }
+        if args.json:
+            print(_dumps(doc))
+        else:
+            print(_dumps(doc, indent=2))
+        return 0
+
+    return _run(args, body)
+
+
+def _export(args: argparse.Namespace) -> int:
+    def body(store: Any) -> int:
+        wire = store.get(_resolve(store, args.key))
+        if args.output is None:
+            sys.stdout.buffer.write(wire)
+            sys.stdout.buffer.flush()
+        else:
+            args.output.write_bytes(wire)
+        return 0
+
+    return _run(args, body)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    if _node_running(args):
+        print(
+            "waystation store: the node is running; delete through it (not available yet) "
+            "or stop it first",
+            file=sys.stderr,
+        )
+        return 2
+
+    def body(store: Any) -> int:
+        for text in args.keys:
+            record = store.delete(_resolve(store, text), args.reason)
+            print(f"deleted {record.key.hex()} (reason {record.reason}, log #{record.seq})")
+        return 0
+
+    return _run(args, body, write=True)
+
+
+def _node_running(args: argparse.Namespace) -> bool:
+    """Hook: True when a node is serving this data directory (asks its socket, if any)."""
+    try:
+        from waystation.client import Client, default_endpoint
+
+        endpoint = args.socket or default_endpoint()
+        if "://" not in endpoint:
+            endpoint = f"ipc://{endpoint}"
+        if endpoint.startswith("ipc://") and not Path(endpoint[6:]).exists():
+            return False
+        client = Client(endpoint, timeout=0.5)
+        try:
+            client.status()
+            return True
+        finally:
+            client.close()
+    except Exception:  # no node, no client library, or no answer: treat as stopped
+        return False
+
+
+def _stats(args: argparse.Namespace) -> int:
+    def body(store: Any) -> int:
+        s = store.stats()
+        states: dict[str, int] = {}
+        for e in iter_all(store):
+            states[e.meta.state.value] = states.get(e.meta.state.value, 0) + 1
+        doc = {
+            "path": s.path,
+            "count": s.count,
+            "bytes": s.bytes,
+            "max_count": s.max_count,
+            "max_bytes": s.max_bytes,
+            "deletions_logged": s.deletions_logged,
+            "map_size": s.map_size,
+            "map_used": s.map_used,
+            "by_state": states,
+            "queues": store.queues(),
+        }
+        if args.json:
+            print(_dumps(doc))
+        else:
+            for k, v in doc.items():
+                print(f"{k:>17}: {v}")
+        return 0
+
+    return _run(args, body)
+
+
+def _check(args: argparse.Namespace) -> int:
+    def body(store: Any) -> int:
+        problems = store.check()
+        for p in problems:
+            print(p)
+        print("ok" if not problems else f"{len(problems)} problem(s)")
+        return 0 if not problems else 1
+
+    return _run(args, body, verify="full")
+
+
+def _log(args: argparse.Namespace) -> int:
+    def body(store: Any) -> int:
+        records = store.deletions()
+        records = records[-args.limit :] if args.limit and args.limit > 0 else records
+        for r in records:
+            if args.json:
+                print(
+                    _dumps(
+                        {
+                            "seq": r.seq,
+                            "key": r.key.hex(),
+                            "disposition": r.disposition.value,
+                            "reason": r.reason,
+                            "time_ms": r.time_ms,
+                            "meta": _meta_json(r.meta),
+                        }
+                    )
+                )
+            else:
+                print(
+                    f"#{r.seq} {r.time_ms} {r.disposition.value:<9} reason={r.reason:<3} "
+                    f"{r.meta.destination} {r.key.hex()}"
+                )
+        return 0
+
+    return _run(args, body)
