@@ -434,6 +434,9 @@ def decrypt(
         chosen = _selected(asb, wanted)
         if not chosen or _skip_context(asb.context_id, contexts, handlers):
             continue
+        # BIBs encrypted by the same BCB come along (they protect what we decrypt, §3.9).
+        numbers = {b.number: b.block_type for b in blocks}
+        chosen += [t for t in asb.targets if t not in chosen and numbers.get(t) == BIB]
         handler = _handler(handlers, asb.context_id, CONFIDENTIALITY_CONTEXTS, sb.number)
         views = _views(Bundle(bundle.primary, blocks))
         plain: dict[int, bytes] = {}

@@ -24,7 +24,7 @@ class BlockView:
     block_type: int
     number: int
     flags: int
-    data: bytes
+    data: bytes | memoryview  # zero-copy view into a decoded bundle is fine
 
 
 def block_metadata(block_type: int, number: int, flags: int) -> bytes:
@@ -56,7 +56,7 @@ class OperationScope:
     blocks: Mapping[int, BlockView] = field(default_factory=dict)
 
     @property
-    def target_data(self) -> bytes:
+    def target_data(self) -> bytes | memoryview:
         """The bytes a context protects: target BTSD, or the encoded primary block."""
         return self.primary if self.target is None else self.target.data
 

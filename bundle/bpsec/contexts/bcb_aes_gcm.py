@@ -72,7 +72,9 @@ class _Prepared:
     def encrypt(self, scope: OperationScope) -> tuple[bytes, tuple[Pair, ...]]:
         if scope.target is None:
             raise ForbiddenOperation("RFC 9172 §3.8: a BCB must not target the primary block")
-        sealed = AESGCM(self.cek).encrypt(self.iv, scope.target.data, aad(scope, self.scope_flags))
+        sealed = AESGCM(self.cek).encrypt(
+            self.iv, bytes(scope.target.data), aad(scope, self.scope_flags)
+        )
         return sealed[:-TAG_LEN], ((RESULT_TAG, sealed[-TAG_LEN:]),)
 
 
@@ -167,7 +169,7 @@ class BcbAesGcmHandler:
         if not candidates:
             raise KeyNotFound(f"no AES key for security source {asb.source}")
         associated = aad(scope, flags)
-        sealed = scope.target.data + tags[0]
+        sealed = b"".join((scope.target.data, tags[0]))
         for candidate in candidates:
             cek = candidate.material
             if wrapped is not None:

@@ -91,7 +91,8 @@ def external_aad(
         if flags & AAD_METADATA:
             parts.append(header)
         if flags & AAD_BTSD and data is not None and key not in (KEY_TARGET, KEY_SECURITY):
-            parts.append(encode_head(MAJOR_BYTES, len(data)) + data)
+            parts.append(encode_head(MAJOR_BYTES, len(data)))
+            parts.append(bytes(data))
     parts.append(encode_bytes(additional_protected))
     return b"".join(parts)
 
@@ -117,7 +118,9 @@ class _PreparedSign1:
 
     def sign(self, scope: OperationScope) -> tuple[Pair, ...]:
         protected = cbor2.dumps({cose.HDR_ALG: self.alg})
-        tbs = cose.sig_structure(protected, external_aad(scope, self.aad_scope), scope.target_data)
+        tbs = cose.sig_structure(
+            protected, external_aad(scope, self.aad_scope), bytes(scope.target_data)
+        )
         signature = cose.sign(self.key.private, self.alg, tbs)
         msg = cbor2.dumps([protected, {cose.HDR_KID: self.key.kid}, None, signature])
         return ((RESULT_SIGN1, msg),)
@@ -147,7 +150,7 @@ class _PreparedMac0:
     def sign(self, scope: OperationScope) -> tuple[Pair, ...]:
         protected = cbor2.dumps({cose.HDR_ALG: self.alg})
         tag = cose.mac0_tag(self.key.material, self.alg, protected,
-                            external_aad(scope, self.aad_scope), scope.target_data)
+                            external_aad(scope, self.aad_scope), bytes(scope.target_data))
         msg = cbor2.dumps([protected, {cose.HDR_KID: self.key.name.encode()}, None, tag])
         return ((RESULT_MAC0, msg),)
 
@@ -206,7 +209,7 @@ class CoseHandler:
         if not usable:
             raise MalformedSecurityBlock("COSE context: no COSE_Sign1/COSE_Mac0 result")
         aad = external_aad(scope, aad_scope, addl_protected)
-        payload = scope.target_data
+        payload = bytes(scope.target_data)
         # Every result for the target must verify: a bad one is a failed operation.
         for rid, value in usable:
             msg = cose.decode_message(value)
