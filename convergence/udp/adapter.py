@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
+import socket
 from typing import Any
 
 from ..errors import LinkClosed, MessageDecodeError
@@ -104,10 +106,12 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         """UDPCL §3.3: an empty datagram keeps NAT/firewall state alive."""
         if self.transport is None:
             return
-        # asyncio's sendto() silently skips empty data, so go to the socket itself.
-        sock = self.transport.get_extra_info("socket")
+        # asyncio's sendto() silently skips empty data, and its socket wrapper has no sendto(),
+        # so send through a duplicate of the same socket.
+        wrapped = self.transport.get_extra_info("socket")
         try:
-            sock.sendto(b"", addr)
+            with socket.socket(wrapped.family, wrapped.type, fileno=os.dup(wrapped.fileno())) as s:
+                s.sendto(b"", addr)
         except OSError as exc:
             self.counters["errors"] += 1
             self.last_error = str(exc)
