@@ -312,7 +312,7 @@ def parse_eid(text: str) -> EndpointID:
         return DtnEID.from_ssp(ssp)
     if scheme == "ipn":
         parts = ssp.split(".")
-        if len(parts) not in (2, 3) or not all(_DIGITS.match(p) for p in parts):
+        if len(parts) not in (2, 3) or not all(_DIGITS.match(p) and len(p) <= 20 for p in parts):
             raise EIDError(f"{text!r}: ipn EIDs are ipn:node.service or ipn:auth.node.service")
         numbers = [int(p) for p in parts]
         if len(numbers) == 2:
