@@ -1,0 +1,25 @@
+"""Fixtures for the Cython twin's own tests: the compiled module, or a skip (a failure under
+``WAYSTATION_REQUIRE_EXT=1``, so CI cannot pass while the extension silently did not build)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def fast() -> ModuleType:
+    try:
+        return importlib.import_module("waystation.ext.fastcodec")
+    except ImportError as exc:
+        if os.environ.get("WAYSTATION_REQUIRE_EXT") == "1":
+            pytest.fail(f"waystation.ext.fastcodec not importable: {exc}")
+        pytest.skip(f"waystation.ext.fastcodec not built: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pure() -> ModuleType:
+    return importlib.import_module("waystation.bundle.pycodec")
