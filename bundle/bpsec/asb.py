@@ -23,6 +23,12 @@ from typing import Any
 
 import cbor2
 from waystation.bundle.bpsec.errors import MalformedSecurityBlock
+from waystation.bundle.cborhead import (
+    MAJOR_ARRAY,
+    MAJOR_NEGINT,
+    encode_head,
+    encode_uint,
+)
 from waystation.bundle.eid import EndpointID
 from waystation.bundle.errors import BundleError
 
@@ -121,19 +127,24 @@ def _pairs_to_cbor(pairs: Sequence[Pair]) -> list[list[Any]]:
     return [[pid, value] for pid, value in pairs]
 
 
+def _encode_int(value: int) -> bytes:
+    return encode_uint(value) if value >= 0 else encode_head(MAJOR_NEGINT, -1 - value)
+
+
 def encode_asb(asb: AbstractSecurityBlock) -> bytes:
-    """Encode ``asb`` as the CBOR sequence of RFC 9172 §3.6 (deterministic encoding)."""
-    parts = [
-        cbor2.dumps(list(asb.targets)),
-        cbor2.dumps(asb.context_id),
-        cbor2.dumps(asb.flags),
-        asb.source.to_cbor(),
-    ]
+    """Encode ``asb`` as the CBOR sequence of RFC 9172 §3.6 (deterministic encoding).
+
+    The fixed-shape fields are written with the head encoder (this is on the per-bundle path);
+    cbor2 encodes only the context-defined parameter and result values.
+    """
+    parts = [encode_head(MAJOR_ARRAY, len(asb.targets))]
+    parts.extend(encode_uint(t) for t in asb.targets)
+    parts.append(_encode_int(asb.context_id))
+    parts.append(encode_uint(asb.flags))
+    parts.append(asb.source.to_cbor())
     if asb.flags & FLAG_PARAMETERS_PRESENT:
         parts.append(cbor2.dumps(_pairs_to_cbor(asb.parameters), canonical=True))
-    parts.append(
-        cbor2.dumps([_pairs_to_cbor(r) for r in asb.results], canonical=True)
-    )
+    parts.append(cbor2.dumps([_pairs_to_cbor(r) for r in asb.results], canonical=True))
     return b"".join(parts)
 
 
@@ -150,18 +161,18 @@ def _decode_pairs(obj: object, what: str) -> tuple[Pair, ...]:
 
 def decode_asb(data: bytes) -> AbstractSecurityBlock:
     """Decode a BIB/BCB block-type-specific data; any defect raises MalformedSecurityBlock."""
-    fp = io.BytesIO(data)
-    decoder = cbor2.CBORDecoder(fp)
-    items: list[object] = []
+    # Decode the sequence as the items of an indefinite-length array in one cbor2 call, and
+    # check the decoder consumed exactly our bytes (a stray break code ends the array early).
+    wrapped = b"\x9f" + bytes(data) + b"\xff"
+    fp = io.BytesIO(wrapped)
     try:
-        while fp.tell() < len(data):
-            if len(items) == 6:
-                raise MalformedSecurityBlock("trailing data after the security results")
-            items.append(decoder.decode())
-    except MalformedSecurityBlock:
-        raise
+        items = cbor2.CBORDecoder(fp).decode()
     except Exception as exc:  # cbor2 raises several types on hostile input; one is ours.
         raise MalformedSecurityBlock(f"ASB is not well-formed CBOR: {exc}") from None
+    if fp.tell() != len(wrapped) or not isinstance(items, list):
+        raise MalformedSecurityBlock("ASB is not a well-formed CBOR sequence")
+    if len(items) > 6:
+        raise MalformedSecurityBlock("trailing data after the security results")
     if len(items) < 5:
         raise MalformedSecurityBlock(f"ASB has {len(items)} items, needs at least 5")
     targets, context_id, flags, source_obj = items[:4]

@@ -20,7 +20,7 @@ from waystation.bundle.bpsec import (
 from waystation.bundle.bpsec.canonical import encode_primary
 from waystation.bundle.eid import parse_eid
 from waystation.bundle.errors import BundleError
-from waystation.bundle.pycodec import encode_primary_block
+from waystation.bundle.pycodec import encode_primary_block  # the reference, vs the selected codec
 
 from ._bundles import decode, encode
 from ._factory import make_bundle

@@ -73,9 +73,10 @@ def ippt_parts(scope: OperationScope, flags: int) -> list[bytes]:
 
 
 def _mac(key: bytes, variant: int, scope: OperationScope, flags: int) -> bytes:
-    h = hmac.new(key, digestmod=_DIGEST[variant])
-    for part in ippt_parts(scope, flags):
-        h.update(part)
+    parts = ippt_parts(scope, flags)
+    # Small leading parts in one update, the (possibly large, zero-copy) target data in another.
+    h = hmac.new(key, b"".join(parts[:-1]), _DIGEST[variant])
+    h.update(parts[-1])
     return h.digest()
 
 
