@@ -11,6 +11,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import cbor2
 from waystation.store.api import (
     BundleMeta,
     CustodyState,
@@ -23,6 +24,7 @@ DTN_EPOCH_UNIX_S = 946684800  # RFC 9171 §4.2.6: 2000-01-01T00:00:00Z
 DEFAULT_DELETION_LOG = 10_000
 _FROZEN_FIELDS = frozenset({"size", "seq", "checksum"})
 _ENUM_FIELDS: dict[str, Any] = {"state": CustodyState, "priority": Priority}
+_DELETION_REASON_AT = 14  # index of deletion_reason in BundleMeta.to_cbor_obj()
 
 
 def dtn_now_ms() -> int:
@@ -76,17 +78,41 @@ def check_wire(wire: Any) -> bytes:
     return wire
 
 
-def prepare_meta(meta: BundleMeta, wire: bytes, seq: int) -> BundleMeta:
-    """The copy of ``meta`` the store keeps: validated, with size/seq/checksum filled in."""
+def check_meta(meta: Any) -> BundleMeta:
+    """Refuse anything but a valid :class:`BundleMeta` (TypeError / InvalidMeta)."""
     if not isinstance(meta, BundleMeta):
         raise TypeError(f"meta must be a BundleMeta, not {type(meta).__name__}")
-    stored = meta.copy(size=len(wire), seq=seq, checksum=zlib.crc32(wire), deletion_reason=None)
-    stored.validate()
-    if stored.state.__class__ is not CustodyState:
-        stored.state = CustodyState(stored.state)
-    if stored.priority.__class__ is not Priority:
-        stored.priority = Priority(stored.priority)
-    return stored
+    meta.validate()
+    return meta
+
+
+def stored_record(meta: BundleMeta, wire: bytes, seq: int) -> tuple[bytes, int]:
+    """The CBOR record a backend keeps for a put of ``wire`` as arrival ``seq``, and its CRC.
+
+    Built from the caller's (already validated) meta with the store-owned fields overridden,
+    without copying the dataclass: this runs once per put on the hot path.
+    """
+    checksum = zlib.crc32(wire)
+    obj = meta.to_cbor_obj()
+    obj[_DELETION_REASON_AT] = None
+    obj[-3:] = (len(wire), seq, checksum)
+    try:
+        return cbor2.dumps(obj), checksum
+    except (cbor2.CBOREncodeError, TypeError, ValueError, OverflowError) as exc:
+        raise InvalidMeta(f"metadata not CBOR-serialisable: {exc}") from exc
+
+
+def fill_in(meta: BundleMeta, size: int, seq: int, checksum: int) -> BundleMeta:
+    """After a successful put: the caller's meta gets the store-owned fields (and enums)."""
+    meta.size = size
+    meta.seq = seq
+    meta.checksum = checksum
+    meta.deletion_reason = None
+    if meta.state.__class__ is not CustodyState:
+        meta.state = CustodyState(meta.state)
+    if meta.priority.__class__ is not Priority:
+        meta.priority = Priority(meta.priority)
+    return meta
 
 
 def apply_changes(meta: BundleMeta, changes: dict[str, Any]) -> BundleMeta:

@@ -79,7 +79,8 @@ class GroupCommitWriter:
         self.max_batch = max(1, max_batch)
         self.max_batch_bytes = max(1, max_batch_bytes)
         self._pending: collections.deque[_Pending] = collections.deque()
-        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._idle = False
         self._stopping = False
         self.batches = 0  # statistics: commits done and ops applied
         self.ops = 0
@@ -101,19 +102,27 @@ class GroupCommitWriter:
         return fut
 
     def _enqueue(self, item: _Pending) -> None:
-        with self._cond:
-            if self._stopping:
-                raise StoreClosed("store writer is stopped")
-            self._pending.append(item)
-            if len(self._pending) == 1:
-                self._cond.notify()
+        # Lock-free on the hot path: deque.append is atomic, and the writer is only woken when
+        # it has said it is idle (see _take_batch for why no wake-up can be lost).
+        if self._stopping:
+            raise StoreClosed("store writer is stopped")
+        self._pending.append(item)
+        if self._idle:
+            self._wake.set()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Finish everything already queued, then stop the thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            # a producer that passed the _stopping check just as the writer exited
+            leftovers = []
+            while self._pending:
+                leftovers.append(self._pending.popleft())
+            if leftovers:
+                closed = StoreClosed("store writer stopped before this operation ran")
+                self._resolve(leftovers, [closed] * len(leftovers))
 
     @property
     def running(self) -> bool:
@@ -121,22 +130,29 @@ class GroupCommitWriter:
 
     # -- the thread -----------------------------------------------------------------------
     def _take_batch(self) -> list[_Pending] | None:
-        with self._cond:
-            while not self._pending:
-                if self._stopping:
-                    return None
-                self._cond.wait()
-            batch: list[_Pending] = []
-            size = 0
-            while self._pending and len(batch) < self.max_batch:
-                item = self._pending[0]
-                op = item[0]
-                wire = len(op.wire) if isinstance(op, PutOp) else 0
-                if batch and size + wire > self.max_batch_bytes:
-                    break
-                batch.append(self._pending.popleft())
-                size += wire
-            return batch
+        pending = self._pending
+        while not pending:
+            if self._stopping:
+                return None
+            # Announce idleness *before* the final emptiness check: a producer that appends
+            # after that check sees _idle and sets the event; one that appended before it is
+            # seen by the check. Either way the writer does not sleep on a non-empty queue.
+            self._idle = True
+            self._wake.clear()
+            if not pending and not self._stopping:
+                self._wake.wait()
+            self._idle = False
+        batch: list[_Pending] = []
+        size = 0
+        limit = self.max_batch
+        while pending and len(batch) < limit:
+            op = pending[0][0]
+            wire = len(op.wire) if isinstance(op, PutOp) else 0
+            if batch and size + wire > self.max_batch_bytes:
+                break
+            batch.append(pending.popleft())
+            size += wire
+        return batch
 
     def _run(self) -> None:
         while True:

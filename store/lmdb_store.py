@@ -59,10 +59,12 @@ from waystation.store._common import (
     DEFAULT_DELETION_LOG,
     Quota,
     apply_changes,
+    check_meta,
     check_reason,
     check_wire,
     dtn_now_ms,
-    prepare_meta,
+    fill_in,
+    stored_record,
 )
 from waystation.store.api import (
     BundleKeyLike,
@@ -111,9 +113,9 @@ def _h8(text: str | bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=8).digest()
 
 
-def _index_keys(key: bytes, m: BundleMeta) -> list[tuple[str, bytes]]:
+def _index_keys(key: bytes, m: BundleMeta, seq_no: int | None = None) -> list[tuple[str, bytes]]:
     """Every index entry of one bundle (the single definition used by put, update and delete)."""
-    seq = _U64.pack(m.seq)
+    seq = _U64.pack(m.seq if seq_no is None else seq_no)
     out = [
         ("ix_dest", _h8(m.destination) + seq + key),
         ("ix_exp", _U64.pack(m.expiry_ms) + key),
@@ -391,19 +393,26 @@ class LmdbBundleStore:
         self, txn: Any, state: _Counters, key: bytes, wire: bytes, meta: BundleMeta
     ) -> BundleMeta:
         dbs = self._dbs
-        stored = prepare_meta(meta, wire, state.seq + 1)
-        if txn.get(key, db=dbs["meta"]) is not None:
+        check_meta(meta)
+        size = len(wire)
+        seq = state.seq + 1
+        try:
+            self.quota.check(state.count, state.bytes, size)
+        except StoreFull:
+            if txn.get(key, db=dbs["meta"]) is not None:
+                raise DuplicateBundle(key) from None  # the more useful answer
+            raise
+        packed, checksum = stored_record(meta, wire, seq)
+        # overwrite=False doubles as the duplicate check: nothing is written if the key exists
+        if not txn.put(key, packed, db=dbs["meta"], overwrite=False):
             raise DuplicateBundle(key)
-        self.quota.check(state.count, state.bytes, len(wire))
-        packed = stored.to_cbor()
         txn.put(key, wire, db=dbs["data"])
-        txn.put(key, packed, db=dbs["meta"])
-        for name, ix in _index_keys(key, stored):
+        for name, ix in _index_keys(key, meta, seq):
             txn.put(ix, b"", db=dbs[name])
-        state.seq += 1
+        state.seq = seq
         state.count += 1
-        state.bytes += len(wire)
-        return stored
+        state.bytes += size
+        return fill_in(meta, size, seq, checksum)
 
     def _load_meta(self, txn: Any, key: bytes) -> BundleMeta:
         raw = txn.get(key, db=self._dbs["meta"])

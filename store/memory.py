@@ -17,12 +17,14 @@ from waystation.store._common import (
     DEFAULT_DELETION_LOG,
     Quota,
     apply_changes,
+    check_meta,
     check_reason,
     check_wire,
     dtn_now_ms,
+    fill_in,
     fragment_order,
-    prepare_meta,
     queue_order,
+    stored_record,
 )
 from waystation.store.api import (
     BundleKeyLike,
@@ -69,15 +71,17 @@ class MemoryBundleStore:
         wire = check_wire(wire)
         with self._lock:
             self._check_open()
-            stored = prepare_meta(meta, wire, self._seq + 1)
-            stored.to_cbor()  # same refusal as a persistent backend for unserialisable extras
+            check_meta(meta)
+            seq = self._seq + 1
+            _, checksum = stored_record(meta, wire, seq)  # same refusals as a persistent backend
             if key in self._data:
                 raise DuplicateBundle(key)
             self.quota.check(len(self._data), self._bytes, len(wire))
-            self._seq += 1
-            self._data[key] = (wire, stored)
+            fill_in(meta, len(wire), seq, checksum)
+            self._seq = seq
+            self._data[key] = (wire, meta.copy())
             self._bytes += len(wire)
-            return stored.copy()
+            return meta
 
     def update_meta(self, bundle_id: BundleKeyLike | bytes, **changes: Any) -> BundleMeta:
         key = bundle_key(bundle_id)

@@ -1,0 +1,169 @@
+"""Durable put throughput of the custody store vs raw py-lmdb, measured in the same run.
+
+For 1 KiB and 64 KiB payloads: real BPv7 bundles (built and encoded by the project's codec
+before timing) go through ``AsyncBundleStore`` -> group-commit writer -> ``LmdbBundleStore``
+from many concurrent asyncio producers; a put counts when its future resolves, i.e. after the
+durable commit (``sync=True, metasync=True``). The reference is raw py-lmdb: the same wire
+bytes put into a fresh environment with the same sync flags, committed every B puts, where B
+is the mean batch size the store's writer actually achieved in the matching run. The store
+writes more per bundle (metadata CBOR, index entries, counters, deletion-log bookkeeping) —
+the ratio is the price of those, plus asyncio.
+
+Each configuration runs ``--repeat`` times interleaved (store, raw, store, raw...) in fresh
+directories; the table shows medians. The host drifts, so compare only within one run.
+
+Run: ``.venv/bin/python bench/store.py`` (about 30-60 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lmdb
+from waystation.bundle.codec import encode_bundle
+from waystation.bundle.dtntime import CreationTimestamp
+from waystation.bundle.eid import IpnEID
+from waystation.bundle.model import (
+    BlockType,
+    Bundle,
+    BundleId,
+    CanonicalBlock,
+    CRCType,
+    PrimaryBlock,
+)
+from waystation.store.api import BundleMeta
+from waystation.store.group_commit import AsyncBundleStore
+from waystation.store.lmdb_store import LmdbBundleStore
+
+T0 = 800_000_000_000
+
+
+def make_bundles(n: int, payload: int, salt: int) -> list[tuple[bytes, bytes, BundleMeta]]:
+    out = []
+    body = bytes(range(256)) * (payload // 256 + 1)
+    for i in range(n):
+        primary = PrimaryBlock(
+            flags=0,
+            crc_type=CRCType.CRC32C,
+            destination=IpnEID(2 + i % 8, 1),
+            source=IpnEID(1, 1),
+            report_to=IpnEID(1, 0),
+            creation=CreationTimestamp(T0 + salt, i),
+            lifetime_ms=86_400_000,
+        )
+        bundle = Bundle(
+            primary, [CanonicalBlock(BlockType.PAYLOAD, 1, 0, CRCType.CRC32C, body[:payload])]
+        )
+        wire = encode_bundle(bundle)
+        key = BundleId(primary.source, primary.creation).key()
+        meta = BundleMeta(
+            received_ms=T0,
+            expiry_ms=T0 + 86_400_000,
+            destination=str(primary.destination),
+            source=str(primary.source),
+        )
+        out.append((key, wire, meta))
+    return out
+
+
+async def _store_run(
+    path: Path, items: list[tuple[bytes, bytes, BundleMeta]], producers: int
+) -> tuple[float, float]:
+    store = AsyncBundleStore(LmdbBundleStore(path, max_bytes=8 << 30))
+
+    async def producer(chunk: list[tuple[bytes, bytes, BundleMeta]]) -> None:
+        for key, wire, meta in chunk:
+            await store.put(key, wire, meta)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(producer(items[i::producers]) for i in range(producers)))
+    elapsed = time.perf_counter() - t
+    mean_batch = store.writer.ops / max(1, store.writer.batches)
+    await store.aclose()
+    return elapsed, mean_batch
+
+
+def store_run(
+    path: Path, items: list[tuple[bytes, bytes, BundleMeta]], producers: int
+) -> tuple[float, float]:
+    return asyncio.run(_store_run(path, items, producers))
+
+
+def raw_run(path: Path, items: list[tuple[bytes, bytes, BundleMeta]], batch: int) -> float:
+    env = lmdb.open(str(path), map_size=8 << 30, sync=True, metasync=True, readahead=False)
+    t = time.perf_counter()
+    for i in range(0, len(items), batch):
+        with env.begin(write=True) as txn:
+            for key, wire, _ in items[i : i + batch]:
+                txn.put(key, wire)
+    elapsed = time.perf_counter() - t
+    env.close()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--producers", type=int, default=256)
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="scratch directory (default: a temp dir)"
+    )
+    args = ap.parse_args(argv)
+
+    configs = [(1024, 30_000), (65_536, 2_500)]
+    scratch = Path(tempfile.mkdtemp(prefix="ws-store-bench-", dir=args.dir))
+    rows = []
+    try:
+        for payload, n in configs:
+            store_t, raw_t, batches = [], [], []
+            for r in range(args.repeat):
+                items = make_bundles(n, payload, salt=r)
+                elapsed, mean_batch = store_run(scratch / f"s{payload}-{r}", items, args.producers)
+                store_t.append(elapsed)
+                batches.append(mean_batch)
+                raw_t.append(raw_run(scratch / f"r{payload}-{r}", items, max(1, round(mean_batch))))
+                shutil.rmtree(scratch / f"s{payload}-{r}")
+                shutil.rmtree(scratch / f"r{payload}-{r}")
+            wire_len = len(items[0][1])
+            s, w = statistics.median(store_t), statistics.median(raw_t)
+            rows.append(
+                (
+                    payload,
+                    wire_len,
+                    n,
+                    n / s,
+                    n * wire_len / s / 1e6,
+                    n / w,
+                    n * wire_len / w / 1e6,
+                    w / s,
+                    statistics.median(batches),
+                )
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    print(
+        f"durable puts, {args.producers} asyncio producers, median of {args.repeat} "
+        f"(raw py-lmdb: same bytes, same batch size, sync=True)"
+    )
+    print(
+        f"{'payload':>8} {'wire':>6} {'n':>6} | {'store/s':>9} {'MB/s':>7} | "
+        f"{'raw/s':>9} {'MB/s':>7} | {'ratio':>5} {'batch':>6}"
+    )
+    for payload, wire_len, n, sps, smb, rps, rmb, ratio, batch in rows:
+        print(
+            f"{payload:>8} {wire_len:>6} {n:>6} | {sps:>9.0f} {smb:>7.1f} | {rps:>9.0f} "
+            f"{rmb:>7.1f} | {ratio:>5.2f} {batch:>6.0f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
