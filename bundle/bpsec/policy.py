@@ -78,6 +78,8 @@ __all__ = [
     "SecurityRule",
     "apply_inbound_policy",
     "apply_outbound_policy",
+    "check_wire",
+    "protect_wire",
 ]
 
 log = logging.getLogger("waystation.bpsec")
@@ -428,3 +430,33 @@ def _reject(bundle: Bundle, code: SecurityReason, reason: str,
 # Security-block type codes, re-exported for node code that filters blocks.
 BIB_TYPE = int(BlockType.BLOCK_INTEGRITY)
 BCB_TYPE = int(BlockType.BLOCK_CONFIDENTIALITY)
+
+
+# ------------------------------------------------------------------------------ wire helpers
+
+
+def protect_wire(
+    wire: bytes, policy: SecurityPolicy, keys: KeyProvider, *, originated: bool = True
+) -> bytes:
+    """:func:`apply_outbound_policy` on encoded bundle bytes (returns ``wire`` if unchanged)."""
+    from waystation.bundle.codec import decode_bundle, encode_bundle
+
+    bundle = decode_bundle(wire)
+    out = apply_outbound_policy(bundle, policy, keys, originated=originated)
+    return wire if out is bundle else bytes(encode_bundle(out))
+
+
+def check_wire(
+    wire: bytes, policy: SecurityPolicy, keys: KeyProvider
+) -> tuple[InboundVerdict, bytes]:
+    """:func:`apply_inbound_policy` on encoded bytes: (verdict, bytes to store or deliver).
+
+    The bytes are ``wire`` itself when the policy changed nothing (a forwarder), so a node can
+    keep forwarding the exact bytes it received.
+    """
+    from waystation.bundle.codec import decode_bundle, encode_bundle
+
+    bundle = decode_bundle(wire)
+    verdict = apply_inbound_policy(bundle, policy, keys)
+    changed = verdict.bundle is not bundle
+    return verdict, bytes(encode_bundle(verdict.bundle)) if changed else wire
