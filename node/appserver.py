@@ -1,9 +1,9 @@
 """The application socket: a ZeroMQ ROUTER speaking docs/app-protocol.md.
 
-Throughput: the loop awaits readiness once, then drains every queued message with
-non-blocking reads (``poll and drain``) instead of awaiting each message through
-``zmq.asyncio`` — the latter caps near 55k msgs/s, the former is bounded by our own work.
-Replies and deliveries are sent non-blocking on the same socket.
+Throughput: the socket's file descriptor is registered with the event loop; on each wake-up
+every queued message is drained with non-blocking reads (``poll and drain``) instead of
+awaiting each message through ``zmq.asyncio`` — the latter caps near 55k msgs/s, the former
+is bounded by our own work. Replies and deliveries are sent non-blocking on the same socket.
 
 Robustness: every message is decoded and validated by :mod:`waystation.appproto` and every
 handler runs inside one error boundary, so garbage frames, unknown operations, mistyped
@@ -23,7 +23,6 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import zmq
-import zmq.asyncio
 from waystation.agent import SubmitRequest
 from waystation.appproto import (
     KIND_DELIVERY,
@@ -40,9 +39,8 @@ from waystation.appproto import (
     optional,
     require,
 )
-from waystation.bundle.eid import parse_eid
 from waystation.bundle.errors import EIDError
-from waystation.bundleops import BundleInfo
+from waystation.bundleops import BundleInfo, cached_eid
 from waystation.config import NodeConfig, socket_endpoint
 from waystation.links import LinkError
 from waystation.logsetup import kv
@@ -66,9 +64,10 @@ class AppServer:
         self.endpoints = [socket_endpoint(config.runtime_dir)]
         if config.app_tcp:
             self.endpoints.append(config.app_tcp)
-        self._ctx = zmq.asyncio.Context.instance()
-        self._socks: list[zmq.asyncio.Socket] = []
+        self._ctx = zmq.Context.instance()
         self._sync: list[zmq.Socket[bytes]] = []
+        self._scheduled: list[bool] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._closing = False
         self.stats = {"requests": 0, "errors": 0}
@@ -96,21 +95,22 @@ class AppServer:
             # lock, which we already hold by now).
             path.unlink()
         limit = self.config.max_payload + (1 << 20)
+        loop = self._loop = asyncio.get_running_loop()
         for endpoint in self.endpoints:
-            sock = self._ctx.socket(zmq.ROUTER)
+            sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 100_000)
             sock.setsockopt(zmq.RCVHWM, 100_000)
             sock.setsockopt(zmq.MAXMSGSIZE, limit)
             sock.bind(endpoint)
-            self._socks.append(sock)
-            self._sync.append(zmq.Socket.shadow(sock.underlying))
+            self._sync.append(sock)
+            self._scheduled.append(False)
         if path.exists():
             path.chmod(0o600)
-        loop = asyncio.get_running_loop()
-        for i in range(len(self._socks)):
-            self._tasks.append(loop.create_task(self._serve(i)))
+        for i, sock in enumerate(self._sync):
+            loop.add_reader(sock.getsockopt(zmq.FD), self._drain, i)
+            self._schedule(i)
         self._tasks.append(loop.create_task(self._keepalive()))
         log.info("app socket listening", extra=kv(endpoints=",".join(self.endpoints)))
 
@@ -121,24 +121,39 @@ class AppServer:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for s in self._socks:
+        for s in self._sync:
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(s.getsockopt(zmq.FD))
             s.close(linger=0)
+        self._sync = []
         with contextlib.suppress(OSError):
             self.config.socket_path.unlink()
 
     # -----------------------------------------------------------------------------------------
-    async def _serve(self, index: int) -> None:
-        sock, sync = self._socks[index], self._sync[index]
-        while True:
-            await sock.poll(flags=zmq.POLLIN)
-            for _ in range(DRAIN_BATCH):
-                try:
-                    parts = sync.recv_multipart(zmq.NOBLOCK, copy=True)
-                except zmq.Again:
-                    break
-                self._handle(index, parts)
-            else:
-                await asyncio.sleep(0)  # more queued: let replies and timers run first
+    # The ZeroMQ file descriptor is edge-triggered: it signals "something changed", and any
+    # operation on the socket (a send from a store callback, say) may consume that signal.
+    # So after every wake-up *and* after every send we re-check ZMQ_EVENTS and drain until it
+    # says no input is pending - the pattern libzmq documents for ZMQ_FD.
+    def _schedule(self, index: int) -> None:
+        if not self._scheduled[index] and not self._closing and self._loop is not None:
+            self._scheduled[index] = True
+            self._loop.call_soon(self._drain, index)
+
+    def _drain(self, index: int) -> None:
+        self._scheduled[index] = False
+        if self._closing or index >= len(self._sync):
+            return
+        sock = self._sync[index]
+        for _ in range(DRAIN_BATCH):
+            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self._handle(index, parts)
+        self._schedule(index)  # more queued: let replies, store callbacks and timers run first
 
     def _handle(self, index: int, parts: list[bytes]) -> None:
         peer: Consumer = (index, parts[0])
@@ -165,12 +180,16 @@ class AppServer:
             self._error(peer, rid, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     def _send_frame(self, peer: Consumer, data: bytes) -> bool:
+        if self._closing and not self._sync:
+            return False
         try:
             self._sync[peer[0]].send_multipart([peer[1], data], zmq.NOBLOCK, copy=len(data) < 65536)
             return True
         except zmq.ZMQError:
             # EHOSTUNREACH: the client is gone; EAGAIN: it stopped reading (HWM full).
             return False
+        finally:
+            self._schedule(peer[0])
 
     def _error(self, peer: Consumer, rid: int, code: str, message: str) -> None:
         self._send_frame(
@@ -225,7 +244,7 @@ class AppServer:
     def _eid(self, body: dict[str, Any], key: str, rid: int, *, local: bool = False) -> str:
         text = require(body, key, str, rid)
         try:
-            eid = str(parse_eid(text))
+            eid = str(cached_eid(text))
         except EIDError as exc:
             raise AppProtocolError(ErrorCode.BAD_ARGUMENT, f"{key}: {exc}", rid) from None
         if local and not self.service.identity.owns(eid):

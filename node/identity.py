@@ -31,6 +31,7 @@ class LocalIdentity:
     _node_eid: EndpointID = field(init=False, repr=False)
     _dtn_name: str | None = field(init=False, repr=False)
     _cache: dict[str, bool] = field(init=False, repr=False, default_factory=dict)
+    _node_cache: dict[str, str | None] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         eid = parse_eid(self.node_id)
@@ -84,10 +85,16 @@ class LocalIdentity:
         self._cache[eid] = result
         return result
 
-    @staticmethod
-    def node_of(eid: str) -> str | None:
+    def node_of(self, eid: str) -> str | None:
         """The node ID text of an EID (``dtn://a/x`` -> ``dtn://a/``), None if unparsable."""
+        hit = self._node_cache.get(eid, "")
+        if hit != "":
+            return hit
         try:
-            return str(parse_eid(eid).node_id)
+            node: str | None = str(parse_eid(eid).node_id)
         except (EIDError, NotImplementedError):
-            return None
+            node = None
+        if len(self._node_cache) > 4096:
+            self._node_cache.clear()
+        self._node_cache[eid] = node
+        return node

@@ -453,6 +453,8 @@ class NodeService:
                 }
             except StoreError as exc:
                 stats = {"error": str(exc)}
+            stats["commits"] = self.store.writer.batches
+            stats["writes"] = self.store.writer.ops
         regs = [
             {
                 "endpoint": ep,

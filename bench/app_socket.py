@@ -1,0 +1,163 @@
+"""Submit+store rate of 1 KiB bundles through the node's app socket vs a raw ZeroMQ round trip.
+
+Measured in the same run, interleaved:
+
+* **node**: a real ``waystation node`` process (LMDB store in a fresh temporary directory,
+  durable commits) and the sync client library's ``send_many`` (pipelined, 512 requests in
+  flight). A send counts when its reply arrives, i.e. after the bundle was built, encoded and
+  durably committed by the store's group-commit writer. The destination has no route, so the
+  bundles stay stored and nothing else competes.
+* **raw zmq**: the same client-side pattern (DEALER, same frame size, same 512-request window)
+  against a minimal ROUTER echo process that polls and drains and answers each message at
+  once: the cost of the transport and of Python on both ends, nothing else.
+
+The ratio node/raw says how much of the transport ceiling the node reaches. Each is run
+``--repeat`` times (alternating); medians are printed. Run:
+``.venv/bin/python bench/app_socket.py [--count N] [--repeat R]`` (about 20 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+import zmq
+
+from waystation.appproto import decode_frame, encode_frame
+from waystation.client import Client
+
+PAYLOAD = os.urandom(1024)
+WINDOW = 512
+
+ECHO_SERVER = r"""
+import sys, zmq
+ctx = zmq.Context()
+s = ctx.socket(zmq.ROUTER)
+s.setsockopt(zmq.SNDHWM, 100000); s.setsockopt(zmq.RCVHWM, 100000)
+s.bind(sys.argv[1])
+print("ready", flush=True)
+while True:
+    s.poll()
+    for _ in range(4096):
+        try:
+            ident, msg = s.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        if msg == b"quit":
+            sys.exit(0)
+        s.send_multipart([ident, msg[:16]], zmq.NOBLOCK)
+"""
+
+
+def raw_round_trips(endpoint: str, count: int) -> float:
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    # One frame the size of a real send request.
+    frame = encode_frame("send", 1, {"destination": "dtn://nowhere/x", "payload": PAYLOAD})
+    sock.send(frame)
+    sock.recv()  # warm the connection
+    start = time.perf_counter()
+    outstanding = 0
+    for _ in range(count):
+        sock.send(frame)
+        outstanding += 1
+        if outstanding >= WINDOW:
+            sock.recv()
+            outstanding -= 1
+    while outstanding:
+        sock.recv()
+        outstanding -= 1
+    elapsed = time.perf_counter() - start
+    sock.close()
+    return count / elapsed
+
+
+def node_submits(endpoint: str, count: int) -> float:
+    with Client(endpoint, timeout=30) as c:
+        c.send("dtn://nowhere/x", PAYLOAD)  # warm up
+        start = time.perf_counter()
+        results = c.send_many("dtn://nowhere/x", (PAYLOAD for _ in range(count)))
+        elapsed = time.perf_counter() - start
+    assert len(results) == count
+    return count / elapsed
+
+
+def start_node(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    sock = tmp / "run" / "node.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waystation", "node", "--id", "dtn://bench/",
+         "--data-dir", str(tmp / "data"), "--runtime-dir", str(tmp / "run"),
+         "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"ipc://{sock}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if sock.exists():
+            try:
+                with Client(endpoint, timeout=0.5) as c:
+                    c.hello()
+                return proc, endpoint
+            except Exception:
+                pass
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("node did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    node_rates: list[float] = []
+    raw_rates: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="ws-bench-") as tmpname:
+        tmp = Path(tmpname)
+        raw_endpoint = f"ipc://{tmp / 'raw.sock'}"
+        echo = subprocess.Popen(
+            [sys.executable, "-c", ECHO_SERVER, raw_endpoint], stdout=subprocess.PIPE
+        )
+        assert echo.stdout is not None and echo.stdout.readline().strip() == b"ready"
+        try:
+            for r in range(args.repeat):
+                raw_rates.append(raw_round_trips(raw_endpoint, args.count))
+                run_dir = tmp / f"node{r}"
+                proc, endpoint = start_node(run_dir)
+                try:
+                    node_rates.append(node_submits(endpoint, args.count))
+                finally:
+                    proc.terminate()
+                    proc.wait(20)
+                    shutil.rmtree(run_dir, ignore_errors=True)
+        finally:
+            ctx = zmq.Context.instance()
+            q = ctx.socket(zmq.DEALER)
+            q.connect(raw_endpoint)
+            q.send(b"quit")
+            q.close(linger=500)
+            echo.wait(5)
+
+    node = statistics.median(node_rates)
+    raw = statistics.median(raw_rates)
+    print(f"app socket, 1 KiB payloads, {args.count} per run, median of {args.repeat}")
+    print(f"  raw zmq DEALER/ROUTER round trip : {raw:>10,.0f} msgs/s")
+    print(f"  node submit + durable store      : {node:>10,.0f} bundles/s")
+    print(f"  ratio node / raw                 : {node / raw:>10.2f}")
+    _ = (deque, decode_frame)
+
+
+if __name__ == "__main__":
+    main()
