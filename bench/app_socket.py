@@ -26,12 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 
 import zmq
-
-from waystation.appproto import decode_frame, encode_frame
+from waystation.appproto import encode_frame
 from waystation.client import Client
 
 PAYLOAD = os.urandom(1024)
@@ -95,9 +93,20 @@ def node_submits(endpoint: str, count: int) -> float:
 def start_node(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     sock = tmp / "run" / "node.sock"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "waystation", "node", "--id", "dtn://bench/",
-         "--data-dir", str(tmp / "data"), "--runtime-dir", str(tmp / "run"),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "waystation",
+            "node",
+            "--id",
+            "dtn://bench/",
+            "--data-dir",
+            str(tmp / "data"),
+            "--runtime-dir",
+            str(tmp / "run"),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -156,7 +165,6 @@ def main() -> None:
     print(f"  raw zmq DEALER/ROUTER round trip : {raw:>10,.0f} msgs/s")
     print(f"  node submit + durable store      : {node:>10,.0f} bundles/s")
     print(f"  ratio node / raw                 : {node / raw:>10.2f}")
-    _ = (deque, decode_frame)
 
 
 if __name__ == "__main__":
