@@ -153,7 +153,7 @@ class BcbAesGcmHandler:
         if scope.target is None:
             raise MalformedSecurityBlock("BCB-AES-GCM: a BCB cannot target the primary block")
         iv = _param(asb, PARAM_IV, None, bytes, "IV")
-        if iv is None or not 1 <= len(iv) <= 64:
+        if iv is None or not 8 <= len(iv) <= 128:  # what AES-GCM implementations accept
             raise MalformedSecurityBlock("BCB-AES-GCM: missing or unusable IV parameter")
         variant = _param(asb, PARAM_AES_VARIANT, DEFAULT_VARIANT, int, "AES variant")
         if variant not in _KEY_LEN:
