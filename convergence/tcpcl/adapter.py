@@ -94,6 +94,7 @@ class TcpclConnection(asyncio.BufferedProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._write_paused = False
+        self._flush_scheduled = False
         self._drain: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.counters = {
@@ -184,21 +185,44 @@ class TcpclConnection(asyncio.BufferedProtocol):
         return self.session.established
 
     async def send(self, data: bytes) -> None:
-        """Transfer one bundle; return once the peer acknowledged all of it (§5.2.3)."""
-        if not self.session.established:
-            raise LinkClosed(f"TCPCL session is {self.session.state.value}, not established")
-        if self._write_paused:
+        """Transfer one bundle; return once the peer acknowledged all of it (§5.2.3).
+
+        Waits first while the transport's write buffer is above its high-water mark, so a
+        fast producer cannot queue unbounded data.
+        """
+        if self._write_paused and self.session.established:
             if self._drain is None:
                 self._drain = self.loop.create_future()
             await asyncio.shield(self._drain)
-            if not self.session.established:
-                raise LinkClosed("TCPCL session ended while waiting to send")
+        await self.send_nowait(data)
+
+    def send_nowait(self, data: bytes) -> asyncio.Future[None]:
+        """Queue one bundle now (no flow control); the future resolves on the final XFER_ACK
+        and fails with :class:`TransferFailed` / :class:`LinkClosed`. For pipelining callers
+        that bound their own window."""
+        if not self.session.established:
+            raise LinkClosed(f"TCPCL session is {self.session.state.value}, not established")
         tid = self.session.send_transfer(data, self.loop.time())
         fut = self.loop.create_future()
         self._pending[tid] = fut
         self.counters["bytes_sent"] += len(data)
+        if len(data) >= 65536:
+            self._flush()
+        elif not self._flush_scheduled:
+            # Coalesce the small transfers queued in this loop iteration into one write (one
+            # syscall) -- still header and data together, and no Nagle-style waiting.
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+        return fut
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
         self._flush()
-        await fut
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the transport asks us to stop writing (above its high-water mark)."""
+        return self._write_paused
 
     async def close(
         self, reason: SessTermReason = SessTermReason.UNKNOWN, timeout: float = 5.0

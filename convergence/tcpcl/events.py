@@ -1,4 +1,9 @@
-"""Events a TCPCLv4 session core reports (past tense: each says what already happened)."""
+"""Events a TCPCLv4 session core reports (past tense: each says what already happened).
+
+Treat events as immutable. The per-transfer ones are plain (non-frozen) slotted dataclasses only
+because a frozen dataclass's ``__init__`` costs several times more, and a 1 KiB transfer makes
+two of them.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ from dataclasses import dataclass
 from .messages import ExtensionItem
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
     """Base class of every TCPCLv4 session event."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,7 @@ class SessionEstablished(Event):
     peer_node_id_authenticated: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferStarted(Event):
     """§5.2.2: the START segment of an incoming transfer arrived. ``total_length`` comes from
     the Transfer Length extension when the peer sent one. The application may still refuse."""
@@ -49,7 +55,7 @@ class TransferStarted(Event):
     total_length: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferReceived(Event):
     """An incoming transfer is complete (END segment). Its final XFER_ACK is held back until the
     application calls ``accept_transfer`` (store it first) or ``refuse_transfer``."""
@@ -58,7 +64,7 @@ class TransferReceived(Event):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferAcknowledged(Event):
     """§5.2.3: the peer acknowledged part of one of our transfers (cumulative length)."""
 
@@ -67,7 +73,7 @@ class TransferAcknowledged(Event):
     total_length: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferCompleted(Event):
     """One of our transfers was fully acknowledged, or refused with "Completed" (§5.2.4: the
     peer already has it) -- either way the bundle may be released."""

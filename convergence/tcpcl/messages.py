@@ -105,6 +105,15 @@ class RejectReason(IntEnum):
     MESSAGE_UNEXPECTED = 0x03
 
 
+# Plain-int copies for the hot paths: IntEnum/IntFlag arithmetic runs in Python, and a 1 KiB
+# transfer touches these several times.
+_XFER_SEGMENT, _XFER_ACK, _XFER_REFUSE, _KEEPALIVE_T, _SESS_TERM, _MSG_REJECT, _SESS_INIT = range(
+    1, 8
+)
+_KEEPALIVE = _KEEPALIVE_T
+_END = 0x01
+_START = 0x02
+
 TRANSFER_LENGTH_EXT = 0x0001
 """§5.2.5.1: the only transfer extension RFC 9174 defines; value is the total length, U64."""
 
@@ -158,7 +167,7 @@ class SessInit:
     extensions: tuple[ExtensionItem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class XferSegment:
     """§5.2.2 XFER_SEGMENT. ``extensions`` are present only on the START segment."""
 
@@ -169,11 +178,11 @@ class XferSegment:
 
     @property
     def start(self) -> bool:
-        return bool(self.flags & SegmentFlags.START)
+        return bool(self.flags & _START)
 
     @property
     def end(self) -> bool:
-        return bool(self.flags & SegmentFlags.END)
+        return bool(self.flags & _END)
 
     @property
     def transfer_length(self) -> int | None:
@@ -184,7 +193,7 @@ class XferSegment:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class XferAck:
     """§5.2.3 XFER_ACK; ``acked_length`` is cumulative from the start of the transfer."""
 
@@ -259,7 +268,7 @@ _SESS_INIT_HEAD = struct.Struct(">BHQQH")
 _Q = struct.Struct(">Q")
 _L = struct.Struct(">L")
 _EXT_HEAD = struct.Struct(">BHH")
-_KEEPALIVE = bytes([MessageType.KEEPALIVE])
+_KEEPALIVE_MSG = bytes([_KEEPALIVE_T])
 
 
 def _check_uint(name: str, value: int, maximum: int) -> None:
@@ -297,12 +306,12 @@ def encode_segment_header(
     header and the data in a single write without first copying the data."""
     _check_uint("transfer ID", transfer_id, U64_MAX)
     _check_uint("data length", data_length, U64_MAX)
-    if flags & SegmentFlags.START:
+    if flags & _START:
         ext = encode_extensions(extensions)
         _check_uint("transfer extension items length", len(ext), U32_MAX)
         return b"".join(
             (
-                _BBQ.pack(MessageType.XFER_SEGMENT, flags & 0xFF, transfer_id),
+                _BBQ.pack(_XFER_SEGMENT, flags & 0xFF, transfer_id),
                 _L.pack(len(ext)),
                 ext,
                 _Q.pack(data_length),
@@ -310,7 +319,7 @@ def encode_segment_header(
         )
     if extensions:
         raise LocalProtocolError("transfer extension items are only allowed on the START segment")
-    return _BBQQ.pack(MessageType.XFER_SEGMENT, flags & 0xFF, transfer_id, data_length)
+    return _BBQQ.pack(_XFER_SEGMENT, flags & 0xFF, transfer_id, data_length)
 
 
 def encode_message(msg: Message) -> bytes:
@@ -322,23 +331,21 @@ def encode_message(msg: Message) -> bytes:
     if isinstance(msg, XferAck):
         _check_uint("transfer ID", msg.transfer_id, U64_MAX)
         _check_uint("acknowledged length", msg.acked_length, U64_MAX)
-        return _BBQ_Q.pack(
-            MessageType.XFER_ACK, msg.flags & 0xFF, msg.transfer_id, msg.acked_length
-        )
+        return _BBQ_Q.pack(_XFER_ACK, msg.flags & 0xFF, msg.transfer_id, msg.acked_length)
     if isinstance(msg, XferRefuse):
         _check_uint("transfer ID", msg.transfer_id, U64_MAX)
         _check_uint("refuse reason", int(msg.reason), 0xFF)
-        return _BBQ.pack(MessageType.XFER_REFUSE, int(msg.reason), msg.transfer_id)
+        return _BBQ.pack(_XFER_REFUSE, int(msg.reason), msg.transfer_id)
     if isinstance(msg, Keepalive):
-        return _KEEPALIVE
+        return _KEEPALIVE_MSG
     if isinstance(msg, SessTerm):
         _check_uint("termination reason", int(msg.reason), 0xFF)
-        return _BBB.pack(MessageType.SESS_TERM, msg.raw_flags() & 0xFF, int(msg.reason))
+        return _BBB.pack(_SESS_TERM, msg.raw_flags() & 0xFF, int(msg.reason))
     if isinstance(msg, MsgReject):
         _check_uint("reject reason", int(msg.reason), 0xFF)
         _check_uint("rejected message header", int(msg.rejected_header), 0xFF)
         # §5.1.1 Figure 23: Reason Code first, then the Rejected Message Header.
-        return _BBB.pack(MessageType.MSG_REJECT, int(msg.reason), int(msg.rejected_header))
+        return _BBB.pack(_MSG_REJECT, int(msg.reason), int(msg.rejected_header))
     if isinstance(msg, SessInit):
         _check_uint("keepalive interval", msg.keepalive_interval, U16_MAX)
         _check_uint("segment MRU", msg.segment_mru, U64_MAX)
@@ -350,7 +357,7 @@ def encode_message(msg: Message) -> bytes:
         return b"".join(
             (
                 _SESS_INIT_HEAD.pack(
-                    MessageType.SESS_INIT,
+                    _SESS_INIT,
                     msg.keepalive_interval,
                     msg.segment_mru,
                     msg.transfer_mru,
@@ -443,14 +450,14 @@ def decode_message(
     if have < 1:
         return None
     mtype = buf[pos]
-    if mtype == MessageType.XFER_SEGMENT:
+    if mtype == _XFER_SEGMENT:
         if have < 10:
             return None
         flags = buf[pos + 1]
         (tid,) = _Q.unpack_from(buf, pos + 2)
         cur = pos + 10
         extensions: tuple[ExtensionItem, ...] = ()
-        if flags & SegmentFlags.START:
+        if flags & _START:
             if len(buf) - cur < 4:
                 return None
             (ext_len,) = _L.unpack_from(buf, cur)
@@ -481,19 +488,19 @@ def decode_message(
             return None
         data = bytes(buf[cur : cur + data_len])
         return XferSegment(tid, flags, data, extensions), cur + data_len
-    if mtype == MessageType.XFER_ACK:
+    if mtype == _XFER_ACK:
         if have < 18:
             return None
         _, flags, tid, acked = _BBQ_Q.unpack_from(buf, pos)
         return XferAck(tid, flags, acked), pos + 18
-    if mtype == MessageType.XFER_REFUSE:
+    if mtype == _XFER_REFUSE:
         if have < 10:
             return None
         _, reason, tid = _BBQ.unpack_from(buf, pos)
         return XferRefuse(tid, _enum_or_int(RefuseReason, reason)), pos + 10
-    if mtype == MessageType.KEEPALIVE:
+    if mtype == _KEEPALIVE:
         return Keepalive(), pos + 1
-    if mtype == MessageType.SESS_TERM:
+    if mtype == _SESS_TERM:
         if have < 3:
             return None
         flags, reason = buf[pos + 1], buf[pos + 2]
@@ -505,11 +512,11 @@ def decode_message(
             ),
             pos + 3,
         )
-    if mtype == MessageType.MSG_REJECT:
+    if mtype == _MSG_REJECT:
         if have < 3:
             return None
         return MsgReject(_enum_or_int(RejectReason, buf[pos + 1]), buf[pos + 2]), pos + 3
-    if mtype == MessageType.SESS_INIT:
+    if mtype == _SESS_INIT:
         if have < 21:
             return None
         _, keepalive, seg_mru, xfer_mru, nid_len = _SESS_INIT_HEAD.unpack_from(buf, pos)

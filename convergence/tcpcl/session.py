@@ -38,6 +38,7 @@ session ends are listed in :class:`SessionTerminated` for retry on the next sess
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -84,6 +85,10 @@ class Role(Enum):
 class State(Enum):
     """Session states (§3.3)."""
 
+    # Members are singletons: identity hashing is correct and much cheaper than Enum's
+    # name-based __hash__, which every TRANSITIONS lookup pays.
+    __hash__ = object.__hash__
+
     CONTACT_WAIT = "contact-wait"  # passive: waiting for the active entity's contact header
     CONTACT_SENT = "contact-sent"  # active: our contact header sent, waiting for the peer's
     TLS_NEGOTIATING = "tls-negotiating"  # §4.4: both CAN_TLS, handshake runs in the adapter
@@ -95,6 +100,8 @@ class State(Enum):
 
 class Input(Enum):
     """Everything that can happen to a session."""
+
+    __hash__ = object.__hash__
 
     RECV_CONTACT_HEADER = "recv-contact-header"
     TLS_ESTABLISHED = "tls-established"
@@ -438,7 +445,8 @@ class Session:
         out = self._out
         size = self._segment_size
         if total <= size:
-            out.append(encode_segment_header(tid, SegmentFlags.START | SegmentFlags.END, total))
+            # START|END, no extensions: header packed in one call (hot path for small bundles)
+            out.append(_SINGLE_SEGMENT.pack(1, 3, tid, 0, total))
             out.append(data if isinstance(data, bytes) else bytes(data))
         else:
             view = memoryview(data)
@@ -448,6 +456,7 @@ class Session:
                 flags = (SegmentFlags.START if pos == 0 else 0) | (
                     SegmentFlags.END if end == total else 0
                 )
+                flags = int(flags)
                 exts = (transfer_length_extension(total),) if pos == 0 else ()
                 out.append(encode_segment_header(tid, flags, end - pos, exts))
                 out.append(bytes(view[pos:end]))
@@ -466,7 +475,10 @@ class Session:
                 return self._take_events()
             raise LocalProtocolError(f"no received transfer {transfer_id} awaits an answer")
         if self.state is not State.CLOSED:
-            self._send_msg(XferAck(transfer_id, SegmentFlags.END, length), now)
+            # START|END copied from the segment flags would be wrong for multi-segment
+            # transfers; §5.2.3 wants the flags of the segment acknowledged, the END one.
+            self._out.append(_FINAL_ACK.pack(2, 1, transfer_id, length))
+            self._last_sent = now
             self._maybe_finish_ending(now)
         return self._take_events()
 
@@ -563,29 +575,21 @@ class Session:
         return pos
 
     def _dispatch(self, msg: Message, now: float) -> None:
-        mtype = message_type_of(msg)
-        inp = _RECV_INPUT[mtype]
-        allowed = TRANSITIONS.get((self.state, inp))
+        inp, handler = _DISPATCH[type(msg)]
+        state = self.state
+        allowed = TRANSITIONS.get((state, inp))
         if allowed is None:
-            self._unexpected(mtype, now)
+            self._unexpected(message_type_of(msg), now)
             return
-        before = self.state
-        if isinstance(msg, XferSegment):
-            self._on_segment(msg, now)
-        elif isinstance(msg, XferAck):
-            self._on_ack(msg, now)
-        elif isinstance(msg, Keepalive):
-            self._events.append(ev.KeepaliveReceived())
-        elif isinstance(msg, XferRefuse):
-            self._on_refuse(msg, now)
-        elif isinstance(msg, SessInit):
-            self._on_sess_init(msg, now)
-        elif isinstance(msg, SessTerm):
-            self._on_sess_term(msg, now)
-        elif isinstance(msg, MsgReject):
-            self._events.append(ev.MessageRejected(msg.reason, msg.rejected_header))
-        if self.state not in allowed:  # pragma: no cover - guards the table against drift
-            raise AssertionError(f"{before} --{inp}--> {self.state} is not in TRANSITIONS")
+        handler(self, msg, now)
+        if self.state is not state and self.state not in allowed:  # pragma: no cover
+            raise AssertionError(f"{state} --{inp}--> {self.state} is not in TRANSITIONS")
+
+    def _on_keepalive(self, msg: Keepalive, now: float) -> None:
+        self._events.append(ev.KeepaliveReceived())
+
+    def _on_msg_reject(self, msg: MsgReject, now: float) -> None:
+        self._events.append(ev.MessageRejected(msg.reason, msg.rejected_header))
 
     def _unexpected(self, mtype: MessageType, now: float) -> None:
         if self.state in (State.ESTABLISHED, State.ENDING):
@@ -684,6 +688,19 @@ class Session:
     def _on_segment(self, seg: XferSegment, now: float) -> None:
         self._last_transfer = now
         inc = self._incoming
+        if (
+            seg.flags & 3 == 3
+            and inc is None
+            and not seg.extensions
+            and self.state is State.ESTABLISHED
+            and len(seg.data) <= self.config.transfer_mru
+        ):
+            # Fast path: a whole bundle in one segment (the common case for bundles below the
+            # segment MRU). Nothing to reassemble, so no TransferStarted either: the complete
+            # transfer is reported at once and waits for its answer.
+            self._awaiting_answer[seg.transfer_id] = len(seg.data)
+            self._events.append(ev.TransferReceived(seg.transfer_id, seg.data))
+            return
         if seg.start:
             if inc is not None:
                 raise RemoteProtocolError(
@@ -757,7 +774,7 @@ class Session:
             )
         out.acked = ack.acked_length
         self._last_transfer = now
-        if ack.flags & SegmentFlags.END and ack.acked_length == out.total:
+        if ack.flags & 1 and ack.acked_length == out.total:
             del self._outgoing[ack.transfer_id]
             self._events.append(ev.TransferCompleted(ack.transfer_id))
             self._maybe_finish_ending(now)
@@ -851,6 +868,19 @@ class Session:
             )
         )
 
+
+_DISPATCH = {
+    XferSegment: (Input.RECV_XFER_SEGMENT, Session._on_segment),
+    XferAck: (Input.RECV_XFER_ACK, Session._on_ack),
+    Keepalive: (Input.RECV_KEEPALIVE, Session._on_keepalive),
+    XferRefuse: (Input.RECV_XFER_REFUSE, Session._on_refuse),
+    SessInit: (Input.RECV_SESS_INIT, Session._on_sess_init),
+    SessTerm: (Input.RECV_SESS_TERM, Session._on_sess_term),
+    MsgReject: (Input.RECV_MSG_REJECT, Session._on_msg_reject),
+}
+
+_SINGLE_SEGMENT = struct.Struct(">BBQLQ")  # type, flags, transfer ID, ext length 0, data length
+_FINAL_ACK = struct.Struct(">BBQQ")
 
 __all__ = [
     "TRANSITIONS",
