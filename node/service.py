@@ -148,10 +148,11 @@ class NodeService:
             _private_dir(self.config.runtime_dir)
             self.app = AppServer(self, self.config)
             await self.app.start()
+        self._register_convergence_layers()
         for link_cfg in self.config.links:
             try:
                 await self.links.open(link_cfg.id, link_cfg.kind, link_cfg.options)
-            except (LinkError, OSError) as exc:
+            except (LinkError, OSError, ValueError) as exc:
                 log.error("cannot open link", extra=kv(link=link_cfg.id, error=str(exc)))
         self._spawn(self._timer_loop())
         log.info(
@@ -163,6 +164,19 @@ class NodeService:
                 socket=str(self.config.socket_path) if self._app_enabled else "-",
             ),
         )
+
+    def _register_convergence_layers(self) -> None:
+        """Make every convergence layer of ``waystation.convergence`` available as a link kind."""
+        try:
+            from waystation.convergence.nodelinks import register_all
+        except ImportError as exc:  # a broken optional adapter must not stop the node
+            log.warning("convergence layers unavailable", extra=kv(error=str(exc)))
+            return
+        for kind in ("tcpcl", "mtcp", "udp"):
+            self.links.factories.pop(kind, None)
+        preset = dict(self.links.factories)
+        register_all(self.links)
+        self.links.factories.update(preset)  # factories registered by the embedder win
 
     async def _restore(self) -> None:
         assert self.store is not None

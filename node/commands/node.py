@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from waystation.config import ConfigError, load_config
+from waystation.config import ConfigError, LinkConfig, RouteConfig, load_config
 from waystation.logsetup import configure_logging
 
 log = logging.getLogger("waystation.node")
@@ -30,6 +30,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--runtime-dir", type=Path, help="where the application socket lives")
     p.add_argument("--tcp", dest="app_tcp", help="also listen on tcp://127.0.0.1:PORT")
     p.add_argument("--store", dest="store_backend", choices=["lmdb", "memory"])
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help="accept TCPCLv4 sessions here (repeatable), e.g. 127.0.0.1:4556",
+    )
+    p.add_argument(
+        "--connect",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help="keep a TCPCLv4 session to this neighbour (repeatable; reconnects)",
+    )
+    p.add_argument(
+        "--route",
+        metavar="PATTERN=NEXTHOP",
+        action="append",
+        default=[],
+        help="static route: destination EID glob -> neighbour node ID (repeatable)",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["text", "json"])
     p.set_defaults(func=run)
@@ -48,6 +69,15 @@ def run(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             log_format=args.log_format,
         )
+        for i, where in enumerate(args.listen):
+            cfg.links.append(LinkConfig(f"listen{i}", "tcpcl", {"listen": where}))
+        for i, where in enumerate(args.connect):
+            cfg.links.append(LinkConfig(f"connect{i}", "tcpcl", {"address": where}))
+        for text in args.route:
+            pattern, sep, hop = text.partition("=")
+            if not sep or not pattern or not hop:
+                raise ConfigError(f"--route {text!r}: expected PATTERN=NEXTHOP")
+            cfg.routes.append(RouteConfig(pattern, hop))
     except ConfigError as exc:
         print(f"waystation node: {exc}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ class NodeProcess:
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "node.log"
+        self.extra: list[str] = []
 
     def start(self) -> None:
         with self.log.open("ab") as log:
@@ -50,6 +51,7 @@ class NodeProcess:
                     str(self.data),
                     "--runtime-dir",
                     str(self.run_dir),
+                    *self.extra,
                 ],
                 env=self.env,
                 stdout=log,
@@ -199,3 +201,37 @@ def test_cli_errors_are_one_line_and_exit_nonzero(node: NodeProcess, tmp_path: P
         timeout=20,
     )
     assert res.returncode == 3 and b"is `waystation node` running?" in res.stderr
+
+
+def test_two_node_processes_forward_over_tcpcl(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = NodeProcess(tmp_path / "b", "bravo")
+    b.extra = ["--listen", f"127.0.0.1:{port}"]
+    a = NodeProcess(tmp_path / "a", "alpha")
+    a.extra = ["--connect", f"127.0.0.1:{port}", "--route", "dtn://charlie/*=dtn://bravo/"]
+    for n in (a, b):
+        n.tmp.mkdir(parents=True, exist_ok=True)
+    b.start()
+    a.start()
+    try:
+        with a.client() as ca:
+            ca.send("dtn://bravo/inbox", b"direct neighbour")
+            ca.send("dtn://charlie/x", b"routed via bravo")  # waits at bravo: no route there
+        with b.client() as cb:
+            got = [d for d in cb.receive("dtn://bravo/inbox", count=1, timeout=20)]
+            assert got[0].payload == b"direct neighbour" and got[0].source == "dtn://alpha/"
+            deadline = time.monotonic() + 10
+            while cb.status()["bundles"]["waiting"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert cb.status()["bundles"]["waiting"] == 1
+        with a.client() as ca:
+            status = ca.status()
+            assert status["counters"]["forwarded"] == 2
+            assert any(link.get("peer") == "dtn://bravo/" for link in status["links"])
+    finally:
+        a.stop()
+        b.stop()
