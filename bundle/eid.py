@@ -237,11 +237,20 @@ class IpnEID(EndpointID):
     scheme: ClassVar[int] = SCHEME_IPN
 
     def __post_init__(self) -> None:
-        for name in ("node", "service", "authority"):
-            value = getattr(self, name)
-            if type(value) is not int or not 0 <= value <= _U32:
-                raise EIDError(f"ipn {name} number {value!r} out of range 0..2^32-1 (RFC 9758)")
-        if self.authority == 0 and self.node == 0 and self.service != 0:
+        node, service, authority = self.node, self.service, self.authority
+        # one combined test on the hot path (EIDs are built for every decoded bundle)
+        if not (
+            type(node) is int
+            and type(service) is int
+            and type(authority) is int
+            and 0 <= node <= _U32
+            and 0 <= service <= _U32
+            and 0 <= authority <= _U32
+        ):
+            for name, value in (("node", node), ("service", service), ("authority", authority)):
+                if type(value) is not int or not 0 <= value <= _U32:
+                    raise EIDError(f"ipn {name} number {value!r} out of range 0..2^32-1 (RFC 9758)")
+        if service and not node and not authority:
             # RFC 9758 §3.4.1: the null node with a non-zero service is not a valid ipn URI
             # and must be treated as the null ipn EID.
             object.__setattr__(self, "service", 0)

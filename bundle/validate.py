@@ -41,6 +41,10 @@ __all__ = ["bib_targets", "validate_bundle"]
 
 _U64 = 0xFFFFFFFFFFFFFFFF
 _REPORT_FLAGS = int(BundleFlags.status_report_requests())
+_IS_FRAGMENT = int(BundleFlags.IS_FRAGMENT)
+_ADMIN_RECORD = int(BundleFlags.ADMIN_RECORD)
+_MUST_NOT_FRAGMENT = int(BundleFlags.MUST_NOT_FRAGMENT)
+_ANONYMOUS_FORBIDDEN = _REPORT_FLAGS | int(BundleFlags.STATUS_TIME_REQUESTED)
 _ONCE = (BlockType.PREVIOUS_NODE, BlockType.BUNDLE_AGE, BlockType.HOP_COUNT)
 
 
@@ -85,17 +89,17 @@ def validate_bundle(bundle: Bundle) -> None:
         raise ValidationError(f"primary block has unknown CRC type {p.crc_type}")
 
     flags = p.flags
-    if flags & BundleFlags.IS_FRAGMENT:
+    if flags & _IS_FRAGMENT:
         if p.fragment_offset is None or p.total_adu_length is None:
             raise ValidationError("IS_FRAGMENT set but fragment offset/total ADU length missing")
     elif p.fragment_offset is not None or p.total_adu_length is not None:
         raise ValidationError("fragment offset/total ADU length present without IS_FRAGMENT")
-    if flags & BundleFlags.ADMIN_RECORD and flags & _REPORT_FLAGS:
+    if flags & _ADMIN_RECORD and flags & _REPORT_FLAGS:
         raise ValidationError("an administrative record must not request status reports")
     if p.source.is_null:
-        if not flags & BundleFlags.MUST_NOT_FRAGMENT:
+        if not flags & _MUST_NOT_FRAGMENT:
             raise ValidationError("anonymous bundle (null source) must set MUST_NOT_FRAGMENT")
-        if flags & (_REPORT_FLAGS | BundleFlags.STATUS_TIME_REQUESTED):
+        if flags & _ANONYMOUS_FORBIDDEN:
             raise ValidationError("anonymous bundle (null source) must not request status reports")
 
     blocks = bundle.blocks
@@ -139,7 +143,7 @@ def validate_bundle(bundle: Bundle) -> None:
         raise ValidationError("primary block has no CRC and no BIB targets it (RFC 9171 §4.3.1)")
     if p.creation[0] == 0 and BlockType.BUNDLE_AGE not in seen_once:
         raise ValidationError("creation time 0 (no clock) requires a Bundle Age block (§4.2.7)")
-    if flags & BundleFlags.IS_FRAGMENT:
+    if flags & _IS_FRAGMENT:
         assert p.fragment_offset is not None and p.total_adu_length is not None
         if not 0 <= p.fragment_offset <= _U64 or not 0 <= p.total_adu_length <= _U64:
             raise ValidationError("fragment offset/total ADU length out of range")
