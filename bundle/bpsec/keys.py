@@ -69,18 +69,17 @@ class SymmetricKey:
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
-    """A private signing key (Ed25519 or ECDSA) with its key id."""
+    """A private signing key (Ed25519 or ECDSA) with its key id (computed once)."""
 
     private: PrivateKey = field(repr=False)
     name: str = "identity"
+    public: PublicKey = field(init=False, repr=False, compare=False)
+    kid: bytes = field(init=False, compare=False)
 
-    @property
-    def public(self) -> PublicKey:
-        return self.private.public_key()
-
-    @property
-    def kid(self) -> bytes:
-        return key_id(self.public)
+    def __post_init__(self) -> None:
+        public = self.private.public_key()
+        object.__setattr__(self, "public", public)
+        object.__setattr__(self, "kid", key_id(public))
 
     def __repr__(self) -> str:
         return f"SigningKey(name={self.name!r}, kid={self.kid.hex()}, private=<redacted>)"
@@ -99,10 +98,10 @@ class TrustedKey:
     name: str
     public: PublicKey
     node: str | None = None
+    kid: bytes = field(init=False, compare=False)
 
-    @property
-    def kid(self) -> bytes:
-        return key_id(self.public)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kid", key_id(self.public))
 
     def allows(self, source: EndpointID) -> bool:
         return self.node is None or self.node == str(source.node_id)

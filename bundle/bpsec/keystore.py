@@ -21,8 +21,9 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -112,6 +113,24 @@ class KeyStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # path -> (file signature, parsed value): the node asks for keys on every bundle, so
+        # parsed keys are kept and re-read only when the file changes (e.g. `keys trust` while
+        # the node runs). The signature includes the mode so a chmod is noticed too.
+        self._cache: dict[Path, tuple[tuple[int, int, int, int], Any]] = {}
+
+    def _cached(self, path: Path, loader: Callable[[], Any]) -> Any:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._cache.pop(path, None)
+            return loader()
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+        hit = self._cache.get(path)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        value = loader()
+        self._cache[path] = (sig, value)
+        return value
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> KeyStore:
@@ -157,6 +176,10 @@ class KeyStore:
         path = self.root / IDENTITY_FILE
         if not path.exists():
             return self.generate_identity()
+        key: SigningKey = self._cached(path, lambda: self._load_identity(path))
+        return key
+
+    def _load_identity(self, path: Path) -> SigningKey:
         data = _read_secret(path)
         try:
             private = serialization.load_pem_private_key(data, password=None)
@@ -204,6 +227,9 @@ class KeyStore:
                       0o644)
 
     def trusted(self) -> list[TrustedKey]:
+        return list(self._cached(self.root / TRUST_FILE, self._load_trusted))
+
+    def _load_trusted(self) -> list[TrustedKey]:
         out = []
         for name, entry in sorted(self._load_trust().items()):
             if not isinstance(entry, dict) or not isinstance(entry.get("public_key"), str):
@@ -237,7 +263,12 @@ class KeyStore:
         return SymmetricKey(name, material)
 
     def symmetric(self, name: str) -> SymmetricKey:
-        data = _read_secret(self._symmetric_path(name))
+        path = self._symmetric_path(name)
+        key: SymmetricKey = self._cached(path, lambda: self._load_symmetric(name, path))
+        return key
+
+    def _load_symmetric(self, name: str, path: Path) -> SymmetricKey:
+        data = _read_secret(path)
         try:
             return SymmetricKey(name, bytes.fromhex(data.decode().strip()))
         except (ValueError, UnicodeDecodeError):

@@ -91,3 +91,13 @@ def test_secrets_never_in_repr_or_logs(tmp_path: Path, caplog: pytest.LogCapture
         assert secret_hex not in text
         assert raw_private not in text
     assert "s (256 bits)" in caplog.text
+
+
+def test_running_node_sees_key_changes(tmp_path: Path) -> None:
+    node_view, cli_view = KeyStore(tmp_path), KeyStore(tmp_path)
+    assert node_view.trusted() == []
+    peer = KeyStore(tmp_path / "peer").identity()
+    cli_view.trust("peer", public_key_text(peer.public), node="ipn:7.0")
+    assert [t.name for t in node_view.trusted()] == ["peer"]  # no restart needed
+    first = node_view.identity()
+    assert node_view.identity() is first  # parsed once, then cached

@@ -58,11 +58,25 @@ def _scope_order(aad_scope: dict[int, int]) -> list[int]:
     return positives + negatives
 
 
+_SCOPE_CACHE: dict[tuple[tuple[int, int], ...], bytes] = {}
+
+
+def _encoded_scope(aad_scope: dict[int, int]) -> bytes:
+    # The same few scope maps recur on every bundle; their deterministic encoding is memoized.
+    key = tuple(sorted(aad_scope.items()))
+    encoded = _SCOPE_CACHE.get(key)
+    if encoded is None:
+        encoded = cbor2.dumps(aad_scope, canonical=True)
+        if len(_SCOPE_CACHE) < 64:
+            _SCOPE_CACHE[key] = encoded
+    return encoded
+
+
 def external_aad(
     scope: OperationScope, aad_scope: dict[int, int], additional_protected: bytes = b""
 ) -> bytes:
     """The external AAD of draft-ietf-dtn-bpsec-cose §2.5.1."""
-    parts = [scope.source.to_cbor(), cbor2.dumps(aad_scope, canonical=True)]
+    parts = [scope.source.to_cbor(), _encoded_scope(aad_scope)]
     for key in _scope_order(aad_scope):
         flags = aad_scope[key]
         if key == 0:
