@@ -175,7 +175,7 @@ class KeyStore:
         """The node's signing key, created on first use."""
         path = self.root / IDENTITY_FILE
         if not path.exists():
-            return self.generate_identity()
+            self.generate_identity()
         key: SigningKey = self._cached(path, lambda: self._load_identity(path))
         return key
 
