@@ -34,6 +34,7 @@ from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from "Python.h":
     bint PyMemoryView_Check(object o)
+    object PyMemoryView_FromObject(object o)
 
 cdef extern from "ws_crc.h" nogil:
     void ws_crc_init()
@@ -48,6 +49,7 @@ cdef extern from "ws_pyslots.h":
     PyObject *ws_slot_get(object obj, Py_ssize_t offset)
     object ws_tuple2_new(object type, object a, object b)
     object ws_alloc(object type)
+    int ws_memoryview_narrow(object mv, Py_ssize_t start, Py_ssize_t length)
 
 import dataclasses
 
@@ -73,6 +75,7 @@ cdef object _validate_bundle = validate_bundle
 __all__ = list(_py.__all__)
 
 DEFAULT_MAX_BUNDLE_SIZE = _py.DEFAULT_MAX_BUNDLE_SIZE
+cdef Py_ssize_t _DEFAULT_MAX_SIZE = DEFAULT_MAX_BUNDLE_SIZE
 
 ws_crc_init()
 
@@ -464,6 +467,7 @@ cdef struct BlockInfo:
     Py_ssize_t length
 
 cdef struct DecodeState:
+    bint base_is_input   # `buf` is the input bytes/bytearray itself, not a memoryview
     PrimaryInfo p
     BlockInfo blocks[MAX_TRACKED_BLOCKS]
     Py_ssize_t nblocks
@@ -603,7 +607,13 @@ cdef object _decode_canonical(object buf, const uint8_t *b, Py_ssize_t n, Py_ssi
     pos[0] = dend
     # Zero-copy for the payload; small extension blocks are copied so they outlive the input.
     if block_type == 1:
-        data = buf[dstart:dend]
+        if st.base_is_input:
+            # `buf` is the caller's bytes/bytearray: one view of it, narrowed to the payload.
+            data = PyMemoryView_FromObject(buf)
+            if ws_memoryview_narrow(data, dstart, dend - dstart) < 0:
+                data = data[dstart:dend]
+        else:
+            data = buf[dstart:dend]
     else:
         data = PyBytes_FromStringAndSize(<const char *>b + dstart, dend - dstart)
     if crc_type:
@@ -618,9 +628,11 @@ cdef object _decode_canonical(object buf, const uint8_t *b, Py_ssize_t n, Py_ssi
     return _new_canonical(block_type, number, flags, crc_type, data)
 
 
-cdef object _decode(object buf, const uint8_t *b, Py_ssize_t n, bint validate):
+cdef object _decode(object buf, const uint8_t *b, Py_ssize_t n, bint validate,
+                    bint base_is_input):
     cdef Py_ssize_t pos = 0
     cdef DecodeState st
+    st.base_is_input = base_is_input
     if n == 0:
         raise DecodeError(0, "empty input")
     if n >= 3 and b[0] == 0xD9 and b[1] == 0xD9 and b[2] == 0xF7:
@@ -653,14 +665,20 @@ cdef object _decode(object buf, const uint8_t *b, Py_ssize_t n, bint validate):
 def decode_bundle(data, *, max_size=DEFAULT_MAX_BUNDLE_SIZE, validate=True):
     """Decode one complete bundle from ``data`` (see pycodec.decode_bundle)."""
     cdef Py_buffer view
-    if isinstance(data, memoryview):
+    cdef Py_ssize_t n
+    cdef bint base_is_input = False
+    if PyBytes_Check(data) or PyByteArray_Check(data):
+        # The reference wraps these in a memoryview; we read them directly and make a view only
+        # for the payload (same content, same read-only flag, same owner).
+        buf = data
+        base_is_input = True
+    elif isinstance(data, memoryview):
         buf = data if data.format == "B" and data.ndim == 1 else data.cast("B")
-    elif isinstance(data, (bytes, bytearray)):
-        buf = memoryview(data)
     else:
         raise TypeError(f"decode_bundle needs a bytes-like object, not {type(data).__name__}")
     n = len(buf)
-    if max_size is not None and n > max_size:
+    if max_size is not None and (max_size is not DEFAULT_MAX_BUNDLE_SIZE or
+                                 n > _DEFAULT_MAX_SIZE) and n > max_size:
         raise BundleTooLarge(f"bundle of {n} bytes exceeds the maximum of {max_size} bytes")
     try:
         PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
@@ -668,7 +686,7 @@ def decode_bundle(data, *, max_size=DEFAULT_MAX_BUNDLE_SIZE, validate=True):
         # A strided (non-contiguous) view: rare enough to leave to the reference.
         return _py.decode_bundle(data, max_size=max_size, validate=validate)
     try:
-        return _decode(buf, <const uint8_t *>view.buf, view.len, validate)
+        return _decode(buf, <const uint8_t *>view.buf, view.len, validate, base_is_input)
     finally:
         PyBuffer_Release(&view)
 
@@ -901,7 +919,8 @@ cdef inline uint8_t *_finish_crc(uint8_t *start, uint8_t *p, uint64_t crc_type) 
 cdef struct PrimaryEnc:
     uint64_t flags, crc_type, ctime, seq, lifetime, frag_offset, adu_length
     bint is_frag
-    const char *eid_ptr[3]   # the EID encodings (kept alive by `keep`)
+    PyObject *eid_obj[3]     # strong references to the EID encodings (see _release_primary)
+    const char *eid_ptr[3]
     Py_ssize_t eid_len[3]
     Py_ssize_t size
 
@@ -914,8 +933,18 @@ cdef inline object _field(object obj, Py_ssize_t offset):
     return <object>v
 
 
-cdef int _prepare_primary(object p, PrimaryEnc *e, list keep) except -1:
-    """Collect and check the primary block's fields; compute its encoded size."""
+cdef inline void _release_primary(PrimaryEnc *e) noexcept:
+    cdef int i
+    for i in range(3):
+        Py_XDECREF(e.eid_obj[i])
+        e.eid_obj[i] = NULL
+
+
+cdef int _prepare_primary(object p, PrimaryEnc *e) except -1:
+    """Collect and check the primary block's fields; compute its encoded size.
+
+    The caller must call _release_primary(e) afterwards, whether this raised or not.
+    """
     cdef int i
     cdef Py_ssize_t size
     if type(p) is not _T_PRIMARY or not _FAST_PRIMARY:
@@ -936,7 +965,8 @@ cdef int _prepare_primary(object p, PrimaryEnc *e, list keep) except -1:
     size = 1 + 1 + _head_size(e.flags) + 1 + 1  # array head, version, flags, crc type, [..]
     for i in range(3):
         encoded = _eid_cbor(_field(p, _OFF_P[2 + i]))
-        keep.append(encoded)
+        Py_INCREF(encoded)  # the cache entry may be replaced by the next EID
+        e.eid_obj[i] = <PyObject *>encoded
         e.eid_ptr[i] = PyBytes_AS_STRING(encoded)
         e.eid_len[i] = len(<bytes>encoded)
         size += e.eid_len[i]
@@ -1040,21 +1070,21 @@ cdef bytes _fast_encode_bundle(object bundle):
     cdef Py_ssize_t nblocks, i, total
     cdef Py_ssize_t prepared = 0
     cdef uint8_t *p
-    cdef list keep = []
     if type(bundle) is not _T_BUNDLE or not _FAST_BUNDLE:
         raise _Defer()
     blocks = _field(bundle, _OFF_B[1])
-    if not PyList_CheckExact(blocks):
+    if not PyList_CheckExact(blocks) or PyList_GET_SIZE(blocks) == 0:
         raise _Defer()
-    nblocks = PyList_GET_SIZE(blocks)
-    if nblocks == 0:
-        raise _Defer()
-    _prepare_primary(_field(bundle, _OFF_B[0]), &pe, keep)
-    if nblocks > 8:
-        ce = <CanonicalEnc *>PyMem_Malloc(nblocks * sizeof(CanonicalEnc))
-        if ce == NULL:
-            raise MemoryError()
+    memset(pe.eid_obj, 0, sizeof(pe.eid_obj))
     try:
+        _prepare_primary(_field(bundle, _OFF_B[0]), &pe)
+        # From here on no Python code runs until the result is complete, so the borrowed list
+        # items and the buffers below stay valid.
+        nblocks = PyList_GET_SIZE(blocks)
+        if nblocks > 8:
+            ce = <CanonicalEnc *>PyMem_Malloc(nblocks * sizeof(CanonicalEnc))
+            if ce == NULL:
+                raise MemoryError()
         total = 2 + pe.size
         for i in range(nblocks):
             ce[i].have_view = False
@@ -1072,6 +1102,7 @@ cdef bytes _fast_encode_bundle(object bundle):
         p[0] = 0xFF
         return result
     finally:
+        _release_primary(&pe)
         for i in range(prepared):
             if ce[i].have_view:
                 PyBuffer_Release(&ce[i].view)
@@ -1090,14 +1121,16 @@ def encode_bundle(bundle):
 def encode_primary_block(primary):
     """Canonical CBOR encoding of a primary block, CRC included (§4.3.1)."""
     cdef PrimaryEnc pe
-    cdef list keep = []
+    memset(pe.eid_obj, 0, sizeof(pe.eid_obj))
     try:
-        _prepare_primary(primary, &pe, keep)
+        _prepare_primary(primary, &pe)
+        result = PyBytes_FromStringAndSize(NULL, pe.size)
+        _write_primary(<uint8_t *>PyBytes_AS_STRING(result), &pe)
+        return result
     except _Defer:
         return _py.encode_primary_block(primary)
-    result = PyBytes_FromStringAndSize(NULL, pe.size)
-    _write_primary(<uint8_t *>PyBytes_AS_STRING(result), &pe)
-    return result
+    finally:
+        _release_primary(&pe)
 
 
 def encode_canonical_block(block):

@@ -62,4 +62,20 @@ static inline PyObject *ws_tuple2_new(PyObject *type, PyObject *a, PyObject *b) 
     return t;
 }
 
+/* Narrow a fresh 1-D byte memoryview (one we just made, nobody else holds it) to
+ * [start, start + len) in place -- what slicing does, minus a second memoryview object.
+ * Returns -1 (and leaves `mv` untouched) if the view is not a plain contiguous byte view. */
+static int ws_memoryview_narrow(PyObject *mv, Py_ssize_t start, Py_ssize_t len) {
+    Py_buffer *v = PyMemoryView_GET_BUFFER(mv);
+    if (v->ndim != 1 || v->itemsize != 1 || v->shape == NULL ||
+        (v->strides != NULL && v->strides[0] != 1) || start < 0 || len < 0 ||
+        start > v->len - len) {
+        return -1;
+    }
+    v->buf = (char *)v->buf + start;
+    v->len = len;
+    v->shape[0] = len;
+    return 0;
+}
+
 #endif /* WS_PYSLOTS_H */
