@@ -145,3 +145,32 @@ def test_a4_decrypt_then_verify_and_accept() -> None:
                                           remove=True)
     assert [o.target for o in outcomes] == [1]
     assert encode(accepted).hex() == v["input_bundle_hex"]
+
+
+def test_a3_whole_bundle_accepted_by_destination_policy() -> None:
+    # A.3's final bundle is the only strictly valid RFC 9171 bundle of Appendix A: decode it
+    # with full validation and run the destination's security policy over it.
+    from waystation.bundle.bpsec.keystore import MemoryKeys
+    from waystation.bundle.bpsec.policy import SecurityPolicy, apply_inbound_policy
+
+    from ._bundles import decode_strict
+
+    v = vector("A3")
+    k = v["keys"]
+    policy = SecurityPolicy.from_config(["ipn:1.0"], {
+        "sign_originated": False,
+        "require_signature": False,
+        "rules": [
+            {"role": "acceptor", "context": "bcb-aes-gcm", "key": "bcb", "variant": 1},
+            {"role": "acceptor", "context": "bib-hmac-sha2", "key": "bib",
+             "targets": ["primary", 7]},
+        ],
+    })
+    keys = MemoryKeys(symmetric=[key(k["bib_hmac_key_hex"], "bib"),
+                                 key(k["bcb_content_encryption_key_hex"], "bcb")])
+    verdict = apply_inbound_policy(decode_strict(bytes.fromhex(v["expected_bundle_hex"])),
+                                   policy, keys)
+    assert verdict.accepted, verdict.reason
+    assert encode(verdict.bundle).hex() == v["input_bundle_hex"]
+    assert sorted((type(e).__name__, e.target) for e in verdict.events) == [
+        ("ConfidentialityAccepted", 1), ("IntegrityVerified", 0), ("IntegrityVerified", 2)]
