@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cbor2
 from waystation.bundle import pycodec
 from waystation.bundle.dtntime import CreationTimestamp
 from waystation.bundle.eid import IpnEID
@@ -183,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{human(size):>8} {op:>6} | {cy:>12,.0f} {pure:>10,.0f} {d3tn_txt} | "
                 f"{cy / pure:>7.1f}x {d3tn_ratio} | {mbps:>11,.0f}"
             )
+    # A yardstick for how fast this host is right now: cbor2 (Rust) decoding the 1 KiB bundle
+    # was measured at about 410k/s on an idle machine of this kind (shared/DESIGN.md).
+    yard_case = make_case(1024)
+    yard = max(rate(lambda: cbor2.loads(yard_case.encoded), args.budget) for _ in range(ROUNDS))
+    print(
+        f"\nyardstick: cbor2.loads of the 1 KiB bundle {yard:,.0f}/s "
+        f"(about 410,000/s on an idle host of this kind): host speed factor {yard / 410_000:.2f}"
+    )
     small = results[SIZES[0]]
     checks = [
         (
