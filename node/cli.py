@@ -51,6 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: one readable line, the traceback only when asked for
+        if args.verbose:
+            raise
+        print(
+            f"waystation: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -171,6 +171,14 @@ def _send_args(
     return args
 
 
+def _connect(sock: Any, endpoint: str) -> None:
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise ClientError(f"cannot use endpoint {endpoint!r}: {exc}") from None
+
+
 def _check_reply(frame: Frame) -> dict[str, Any]:
     if frame.kind == KIND_ERROR:
         raise NodeError(str(frame.body.get("code", "?")), str(frame.body.get("message", "")))
@@ -201,7 +209,7 @@ class Client:
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 1000)
-        self._sock.connect(endpoint)
+        _connect(self._sock, endpoint)
         self._rids = itertools.count(1)
         self._replies: dict[int, Frame] = {}
         self._deliveries: collections.deque[Delivery] = collections.deque()
@@ -224,9 +232,13 @@ class Client:
 
     def _pump(self, deadline: float) -> bool:
         """Receive whatever is ready (waiting until ``deadline``); False on timeout."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not self._sock.poll(int(remaining * 1000) + 1, zmq.POLLIN):
-            return False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # poll in bounded slices: "wait forever" is a far deadline, not a huge timeout
+            if self._sock.poll(int(min(remaining, 1.0) * 1000) + 1, zmq.POLLIN):
+                break
         while True:
             try:
                 data = self._sock.recv(zmq.NOBLOCK)
@@ -382,7 +394,7 @@ class AsyncClient:
         self._ctx = zmq.asyncio.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 1000)
-        self._sock.connect(endpoint)
+        _connect(self._sock, endpoint)
         self._rids = itertools.count(1)
         self._futures: dict[int, asyncio.Future[Frame]] = {}
         self._queues: dict[str, asyncio.Queue[Delivery]] = {}
