@@ -21,6 +21,11 @@ Run standalone::
 
     python -m waystation.convergence.linkemu tcp 127.0.0.1:5000 127.0.0.1:4556 --delay 0.3
     python -m waystation.convergence.linkemu udp 127.0.0.1:5000 127.0.0.1:4556 --loss 0.01
+    python -m waystation.convergence.linkemu tun tunF tunB --delay 0.3 --loss 0.01
+
+The ``tun`` mode (:class:`TunForwarder`) works on IP packets instead: run in a router namespace
+with policy routing (see ``tests/convergence/test_netns_tcpcl.py``), it delays and drops real
+packets, so the kernel's TCP above it retransmits for real -- the ``netem`` replacement.
 """
 
 from __future__ import annotations
@@ -296,6 +301,100 @@ class UdpRelay:
             self._front.transport.sendto(data, self._client)
 
 
+# ----------------------------------------------------------------------------------- TUN
+
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+
+
+def open_tun(name: str) -> int:
+    """Create (or attach to) TUN device ``name`` without packet info; returns a non-blocking fd.
+
+    Linux only; needs CAP_NET_ADMIN (root in the test's network namespace).
+    """
+    import fcntl
+    import os
+    import struct
+
+    if len(name.encode()) > 15:
+        raise ValueError(f"interface name {name!r} is longer than 15 bytes")
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TUN | _IFF_NO_PI))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+@dataclass
+class TunForwarder:
+    """Packet-level link emulator between two TUN devices: what ``tc netem`` would do.
+
+    Every IP packet read from ``forward_dev`` is delayed/dropped per ``forward`` and written to
+    ``backward_dev``, and vice versa. With policy routing (packets arriving from one side are
+    routed into one TUN; packets written into a TUN are routed normally), a router namespace
+    sends all traffic between two subnets through this process -- so TCP above it sees real
+    loss and real retransmissions, unlike the stream relay. Loss, delay, jitter, reordering
+    and rate apply per packet.
+    """
+
+    forward_dev: str
+    backward_dev: str
+    forward: LinkProfile = field(default_factory=LinkProfile)
+    backward: LinkProfile = field(default_factory=LinkProfile)
+    seed: int | None = None
+    stats_forward: LinkStats = field(default_factory=LinkStats)
+    stats_backward: LinkStats = field(default_factory=LinkStats)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._rng = random.Random(self.seed)
+        self._fd_f = open_tun(self.forward_dev)
+        self._fd_b = open_tun(self.backward_dev)
+        fwd = _Pacer(self.forward, self._rng, keep_order=False)
+        bwd = _Pacer(self.backward, self._rng, keep_order=False)
+        loop.add_reader(self._fd_f, self._pump, self._fd_f, self._fd_b, fwd, self.stats_forward)
+        loop.add_reader(self._fd_b, self._pump, self._fd_b, self._fd_f, bwd, self.stats_backward)
+
+    def close(self) -> None:
+        import os
+
+        loop = asyncio.get_running_loop()
+        for fd in (self._fd_f, self._fd_b):
+            loop.remove_reader(fd)
+            os.close(fd)
+
+    def _pump(self, src: int, dst: int, pacer: _Pacer, stats: LinkStats) -> None:
+        import os
+
+        loop = asyncio.get_running_loop()
+        for _ in range(64):  # drain what is there, but let the loop breathe
+            try:
+                packet = os.read(src, 65536)
+            except BlockingIOError:
+                return
+            stats.chunks += 1
+            stats.bytes += len(packet)
+            p = pacer.p
+            if p.loss and self._rng.random() < p.loss:
+                stats.dropped += 1
+                continue
+            at = pacer.delivery_time(loop.time(), len(packet))
+            if p.reorder and self._rng.random() < p.reorder:
+                stats.reordered += 1
+                at += p.reorder_delay
+            loop.call_at(at, self._write, dst, packet)
+
+    @staticmethod
+    def _write(fd: int, packet: bytes) -> None:
+        import os
+
+        with contextlib.suppress(OSError):  # a full queue drops the packet, like a router
+            os.write(fd, packet)
+
+
 # ----------------------------------------------------------------------------------- CLI
 
 
@@ -310,9 +409,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m waystation.convergence.linkemu", description=__doc__.split("\n\n")[0]
     )
-    ap.add_argument("kind", choices=["tcp", "udp"])
-    ap.add_argument("listen", type=_hostport)
-    ap.add_argument("target", type=_hostport)
+    ap.add_argument("kind", choices=["tcp", "udp", "tun"])
+    ap.add_argument("listen", help="HOST:PORT (tcp/udp) or the forward TUN device name (tun)")
+    ap.add_argument("target", help="HOST:PORT (tcp/udp) or the backward TUN device name (tun)")
     ap.add_argument("--delay", type=float, default=0.0, help="one-way delay, s (both ways)")
     ap.add_argument("--jitter", type=float, default=0.0)
     ap.add_argument("--rate", type=float, default=None, help="bytes/s each way")
@@ -334,6 +433,13 @@ def main(argv: list[str] | None = None) -> None:
 
     async def run() -> None:
         relay: TcpRelay | UdpRelay
+        if args.kind == "tun":
+            fwd = TunForwarder(args.listen, args.target, profile, profile, seed=args.seed)
+            fwd.start()
+            print(f"linkemu tun {args.listen} <-> {args.target} ready", flush=True)
+            await asyncio.Event().wait()
+            return
+        args.listen, args.target = _hostport(args.listen), _hostport(args.target)
         if args.kind == "tcp":
             relay = TcpRelay(args.target, profile, profile, seed=args.seed)
         else:

@@ -95,6 +95,8 @@ class TcpclConnection(asyncio.BufferedProtocol):
         self._timer_at: float | None = None
         self._write_paused = False
         self._flush_scheduled = False
+        self._tls_upgrading = False
+        self._early_tls_data = bytearray()
         self._drain: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.counters = {
@@ -130,6 +132,12 @@ class TcpclConnection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.counters["bytes_received"] += nbytes
+        if self._tls_upgrading:
+            # Only the TLS layer can deliver now (the plain transport is paused): application
+            # data the peer sent right behind its last handshake message (SESS_INIT, typically)
+            # can arrive before start_tls() returns. Hold it until the core knows TLS is up.
+            self._early_tls_data += self._view[:nbytes]
+            return
         try:
             events = self.session.receive_data(self._view[:nbytes], self.loop.time())
         except RemoteProtocolError as exc:
@@ -368,6 +376,7 @@ class TcpclConnection(asyncio.BufferedProtocol):
         # Stop reading now, synchronously: the next bytes are the TLS handshake and must not
         # reach the plaintext parser.
         self.transport.pause_reading()
+        self._tls_upgrading = True
         task = asyncio.ensure_future(self._do_tls(server_side))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -383,14 +392,24 @@ class TcpclConnection(asyncio.BufferedProtocol):
             )
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
             log.warning("TLS handshake with %s failed: %s", self.peername, exc)
+            self._tls_upgrading = False
             self.session.terminate(self.loop.time())
             old.abort()
             return
-        if new is None:
+        self._tls_upgrading = False
+        if new is None or self.session.closed:
             return
         self.transport = new  # type: ignore[assignment]
         ids = peer_node_ids(new.get_extra_info("ssl_object"))
         self._handle(self.session.tls_established(self.loop.time(), ids))
+        if self._early_tls_data:
+            early, self._early_tls_data = bytes(self._early_tls_data), bytearray()
+            try:
+                events = self.session.receive_data(early, self.loop.time())
+            except RemoteProtocolError as exc:
+                log.warning("TCPCL peer %s violated the protocol: %s", self.peername, exc)
+                events = getattr(exc, "events", [])
+            self._handle(events)
         self._flush()
         self._arm_timer()
 

@@ -145,3 +145,46 @@ def test_udp_relay_loss_and_reordering_are_seeded_and_counted() -> None:
         await relay.close()
 
     asyncio.run(main())
+
+
+def test_tls_session_over_a_delayed_link(tmp_path) -> None:
+    """Regression: over a delayed path the client's last handshake record and its SESS_INIT
+    arrive in one read, before start_tls() returns on the server -- the SESS_INIT must wait for
+    the core to learn that TLS is up, not be parsed as plaintext."""
+    from waystation.convergence.tls import TlsSettings, make_ca, make_node_certificate
+
+    ca = make_ca()
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    for n in ("a", "b"):
+        make_node_certificate(f"dtn://{n}/", ca).write(tmp_path, n)
+
+    def ctx(n: str, server: bool):
+        return TlsSettings(
+            tmp_path / f"{n}.crt", tmp_path / f"{n}.key", tmp_path / "ca.crt"
+        ).context(server)
+
+    async def main():
+        got: list[bytes] = []
+
+        class Sink:
+            def bundle_received(self, conn, data):
+                got.append(data)
+
+        srv = await start_server(
+            "127.0.0.1", 0, SessionConfig("dtn://b/", can_tls=True), Sink(), ctx("b", True)
+        )
+        relay = TcpRelay(
+            srv.sockets[0].getsockname()[:2], LinkProfile(delay=0.05), LinkProfile(delay=0.05)
+        )
+        host, port = await relay.start()
+        conn = await connect(
+            host, port, SessionConfig("dtn://a/", can_tls=True), None, ctx("a", False)
+        )
+        assert conn.established_info.tls and conn.established_info.peer_node_id_authenticated
+        await conn.send(b"through the tunnel")
+        assert got == [b"through the tunnel"]
+        await conn.close()
+        await relay.close()
+        srv.close()
+
+    asyncio.run(main())
