@@ -326,22 +326,36 @@ def apply_outbound_policy(
         if r.role == "source" and r.matches(bundle) and (originated or r.source != "*")
     ]
     for rule in (r for r in rules if r.service == "integrity"):
-        targets = [t for t in _target_numbers(bundle, rule.targets) if not _has_bib(bundle, t)]
+        covered, encrypted = _secured_targets(bundle)
+        # Already protected (e.g. a waypoint rule meeting a signed bundle) or no longer
+        # protectable (encrypted, §3.9; a fragment's payload): skip rather than fail.
+        targets = [t for t in _target_numbers(bundle, rule.targets)
+                   if t not in covered and t not in encrypted and _securable(bundle, t)]
         if targets:
             bundle = add_integrity(bundle, targets, rule.integrity_source(keys), source_eid,
                                    crc_type=policy.crc_type)
     for rule in (r for r in rules if r.service == "confidentiality"):
         for target in _target_numbers(bundle, rule.targets):
+            _, encrypted = _secured_targets(bundle)
+            if target in encrypted or not _securable(bundle, target):
+                continue
             bundle = add_confidentiality(bundle, [target], rule.confidentiality_source(keys),
                                          source_eid, crc_type=policy.crc_type)
     return bundle
 
 
-def _has_bib(bundle: Bundle, target: int) -> bool:
-    return any(
-        sb.is_bib and sb.asb is not None and target in sb.asb.targets
-        for sb in security_blocks(bundle)
-    )
+def _secured_targets(bundle: Bundle) -> tuple[set[int], set[int]]:
+    """(targets of BIBs, targets of BCBs) of ``bundle``."""
+    covered: set[int] = set()
+    encrypted: set[int] = set()
+    for sb in security_blocks(bundle):
+        if sb.asb is not None:
+            (covered if sb.is_bib else encrypted).update(sb.asb.targets)
+    return covered, encrypted
+
+
+def _securable(bundle: Bundle, target: int) -> bool:
+    return not (bundle.is_fragment and target == 1)
 
 
 # ------------------------------------------------------------------------------ inbound

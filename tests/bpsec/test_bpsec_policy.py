@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from waystation.bundle.bpsec import PolicyError, SecurityReason
+from waystation.bundle.bpsec import PolicyError, SecurityReason, SymmetricKey
 from waystation.bundle.bpsec.asb import AbstractSecurityBlock, encode_asb
 from waystation.bundle.bpsec.keystore import KeyStore, MemoryKeys, public_key_text
 from waystation.bundle.bpsec.policy import (
@@ -142,3 +142,17 @@ def test_policy_config_errors_are_precise() -> None:
     assert off.rules == ()
     b = make_bundle()
     assert apply_outbound_policy(b, off, MemoryKeys()) is b
+
+
+def test_waypoint_rules_skip_what_is_already_secured() -> None:
+    # A waypoint (forwarder) rule for traffic from ipn:1.* meets a bundle that is already
+    # signed and encrypted: nothing to add, and no exception.
+    keys = MemoryKeys(symmetric=[SymmetricKey("w", b"\x07" * 32)])
+    origin = SecurityPolicy.from_config(["ipn:1.0"], {"rules": [
+        {"role": "source", "context": "bcb-aes-gcm", "key": "w"}]})
+    secured = apply_outbound_policy(make_bundle(), origin, keys)
+    waypoint = SecurityPolicy.from_config(["ipn:2.0"], {"sign_originated": False, "rules": [
+        {"role": "source", "context": "bcb-aes-gcm", "key": "w", "source": "ipn:1.*"},
+        {"role": "source", "context": "bib-hmac-sha2", "key": "w", "source": "ipn:1.*"}]})
+    again = apply_outbound_policy(secured, waypoint, keys, originated=False)
+    assert encode(again) == encode(secured)
