@@ -113,20 +113,29 @@ def _h8(text: str | bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=8).digest()
 
 
-def _index_keys(key: bytes, m: BundleMeta, seq_no: int | None = None) -> list[tuple[str, bytes]]:
+def _index_keys(
+    key: bytes, m: BundleMeta, seq_no: int | None = None
+) -> list[tuple[str, bytes, bytes]]:
     """Every index entry of one bundle (the single definition used by put, update and delete)."""
     seq = _U64.pack(m.seq if seq_no is None else seq_no)
     out = [
-        ("ix_dest", _h8(m.destination) + seq + key),
-        ("ix_exp", _U64.pack(m.expiry_ms) + key),
+        ("ix_dest", _h8(m.destination) + seq + key, b""),
+        ("ix_exp", _U64.pack(m.expiry_ms) + key, b""),
     ]
-    if m.queue is not None:
-        out.append(("ix_queue", _h8(m.queue) + bytes((2 - int(m.priority),)) + seq + key))
+    if m.queue is not None:  # the value names the queue, so queues() needs no meta decode
+        out.append(
+            ("ix_queue", _h8(m.queue) + bytes((2 - int(m.priority),)) + seq + key, _utf8(m.queue))
+        )
     if m.local_endpoint is not None:
-        out.append(("ix_local", _h8(m.local_endpoint) + seq + key))
+        out.append(("ix_local", _h8(m.local_endpoint) + seq + key, b""))
     if m.adu_key is not None:
-        out.append(("ix_adu", _h8(m.adu_key) + _U64.pack(m.fragment_offset or 0) + seq + key))
+        out.append(("ix_adu", _h8(m.adu_key) + _U64.pack(m.fragment_offset or 0) + seq + key, b""))
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
 
 
 def map_size_for(max_bytes: int | None, max_count: int | None) -> int:
@@ -293,16 +302,21 @@ class LmdbBundleStore:
             if self._readers == 0:
                 self._resize_lock.notify_all()
 
-    def _grow_map(self) -> None:
-        """Double the map (LMDB requires no live transaction in this process while resizing)."""
+    def _grow_map(self, *, adopt: bool = False) -> None:
+        """Double the map, or adopt the size another process set (``adopt``).
+
+        LMDB requires no live transaction in this process while resizing, so new readers
+        wait and the resize waits for current ones.
+        """
         with self._resize_lock:
             self._resizing = True
             try:
                 while self._readers > 0:
                     self._resize_lock.wait()
-                new = self._map_size * 2
+                new = 0 if adopt else self._map_size * 2
                 try:
                     self._env.set_mapsize(new)
+                    new = self._env.info()["map_size"]
                 except lmdb.Error as exc:
                     raise StoreFull(
                         f"store map cannot grow beyond {self._map_size}: {exc}"
@@ -325,18 +339,20 @@ class LmdbBundleStore:
             return [err for _ in ops]
         for _attempt in range(8):
             self._enter_reader()
-            grow = False
+            grow: bool | None = None  # True: double the map; False: adopt another's growth
             try:
                 return self._apply_once(ops)
             except lmdb.MapFullError:
                 grow = True
+            except lmdb.MapResizedError:  # another process grew the map
+                grow = False
             except StoreError as exc:
                 return [exc for _ in ops]
             finally:
                 self._leave_reader()
-            if grow:
+            if grow is not None:
                 try:
-                    self._grow_map()
+                    self._grow_map(adopt=not grow)
                 except StoreError as exc:
                     return [exc for _ in ops]
         full = StoreFull("store map still full after growing")
@@ -346,6 +362,8 @@ class LmdbBundleStore:
         dbs = self._dbs
         try:
             txn = self._env.begin(write=True, buffers=False)
+        except lmdb.MapResizedError:
+            raise
         except lmdb.Error as exc:
             raise StoreError(f"{self.path}: cannot begin write: {exc}") from exc
         try:
@@ -371,12 +389,21 @@ class LmdbBundleStore:
         except lmdb.MapFullError:
             raise
         except lmdb.Error as exc:
-            if _is_enospc(exc):
+            if _is_enospc(exc) or self._disk_short(ops):
                 raise StoreFull(
                     f"{self.path}: disk full; nothing from this batch was stored"
                 ) from exc
             raise StoreError(f"{self.path}: commit failed: {exc}") from exc
         return results
+
+    def _disk_short(self, ops: Sequence[StoreOp]) -> bool:
+        """Is the filesystem too full for this batch? (LMDB reports a short write as EIO.)"""
+        need = sum(len(op.wire) for op in ops if isinstance(op, PutOp)) + (1 << 20)
+        try:
+            fs = os.statvfs(self.path)
+        except OSError:
+            return False
+        return fs.f_bavail * fs.f_frsize < need
 
     def _apply_op(self, txn: Any, state: _Counters, op: StoreOp) -> Any:
         if isinstance(op, PutOp):
@@ -407,8 +434,8 @@ class LmdbBundleStore:
         if not txn.put(key, packed, db=dbs["meta"], overwrite=False):
             raise DuplicateBundle(key)
         txn.put(key, wire, db=dbs["data"])
-        for name, ix in _index_keys(key, meta, seq):
-            txn.put(ix, b"", db=dbs[name])
+        for name, ix, value in _index_keys(key, meta, seq):
+            txn.put(ix, value, db=dbs[name])
         state.seq = seq
         state.count += 1
         state.bytes += size
@@ -427,10 +454,10 @@ class LmdbBundleStore:
         packed = new.to_cbor()
         old_ix = set(_index_keys(key, old))
         new_ix = set(_index_keys(key, new))
-        for name, ix in old_ix - new_ix:
+        for name, ix, _ in old_ix - new_ix:
             txn.delete(ix, db=dbs[name])
-        for name, ix in new_ix - old_ix:
-            txn.put(ix, b"", db=dbs[name])
+        for name, ix, value in new_ix - old_ix:
+            txn.put(ix, value, db=dbs[name])
         txn.put(key, packed, db=dbs["meta"])
         return new
 
@@ -450,7 +477,7 @@ class LmdbBundleStore:
         except ValueError:
             raise InvalidMeta(f"unknown disposition {disposition!r}") from None
         meta = self._load_meta(txn, key)
-        for name, ix in _index_keys(key, meta):
+        for name, ix, _ in _index_keys(key, meta):
             txn.delete(ix, db=dbs[name])
         txn.delete(key, db=dbs["meta"])
         txn.delete(key, db=dbs["data"])
@@ -589,10 +616,12 @@ class LmdbBundleStore:
     def queues(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         with self._read() as txn, txn.cursor(db=self._dbs["ix_queue"]) as cur:
-            for ix in cur.iternext(keys=True, values=False):
-                name = self._load_meta(txn, ix[17:]).queue
-                if name is not None:
-                    counts[name] = counts.get(name, 0) + 1
+            for raw in cur.iternext(keys=False, values=True):
+                try:
+                    name = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise StoreCorrupt(f"{self.path}: damaged queue index entry") from None
+                counts[name] = counts.get(name, 0) + 1
         return dict(sorted(counts.items()))
 
     def pending_local(self, endpoint: str, *, limit: int | None = None) -> list[StoredEntry]:
@@ -656,7 +685,9 @@ class LmdbBundleStore:
         problems: list[str] = []
         with self._read() as txn:
             state = _Counters.load(txn, self._dbs["info"])
-            want: dict[str, set[bytes]] = {n: set() for n in _DBS if n.startswith("ix_")}
+            want: dict[str, set[tuple[bytes, bytes]]] = {
+                n: set() for n in _DBS if n.startswith("ix_")
+            }
             count = total = 0
             for key, raw in txn.cursor(db=self._dbs["meta"]):
                 try:
@@ -671,13 +702,13 @@ class LmdbBundleStore:
                     problems.append(f"{key.hex()}: checksum mismatch")
                 count += 1
                 total += meta.size
-                for name, ix in _index_keys(key, meta):
-                    want[name].add(ix)
+                for name, ix, value in _index_keys(key, meta):
+                    want[name].add((ix, value))
             for key in txn.cursor(db=self._dbs["data"]).iternext(keys=True, values=False):
                 if txn.get(key, db=self._dbs["meta"]) is None:
                     problems.append(f"{key.hex()}: data without metadata")
             for name, keys in want.items():
-                have = set(txn.cursor(db=self._dbs[name]).iternext(keys=True, values=False))
+                have = set(txn.cursor(db=self._dbs[name]).iternext(keys=True, values=True))
                 if have != keys:
                     problems.append(
                         f"index {name}: {len(have - keys)} stale, "

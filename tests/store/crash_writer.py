@@ -22,7 +22,7 @@ PRODUCERS = 64
 
 
 def payload_size(seq: int) -> int:
-    return 64 + (seq * 997) % 4096
+    return 64 + (seq * 997) % 1500
 
 
 async def producer(store: AsyncBundleStore, first: int, index: int) -> None:
