@@ -427,7 +427,13 @@ class AppServer:
         return None
 
     def _load_plan(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
-        require(body, "path", str, rid)
-        raise AppProtocolError(
-            ErrorCode.NOT_AVAILABLE, "contact plans are not supported by this node yet", rid
-        )
+        path = require(body, "path", str, rid)
+        try:
+            count = self.service.load_plan(path)
+        except ImportError as exc:
+            raise AppProtocolError(
+                ErrorCode.NOT_AVAILABLE, f"contact-plan support unavailable: {exc}", rid
+            ) from None
+        except ValueError as exc:
+            raise AppProtocolError(ErrorCode.BAD_ARGUMENT, str(exc), rid) from None
+        return {"path": path, "contacts": count}

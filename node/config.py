@@ -156,7 +156,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> NodeConfig:
 
 
 def _apply(cfg: NodeConfig, doc: dict[str, Any], base: Path) -> None:
-    known = {"node", "app", "bundle", "store", "logging", "routes", "links", "contact_plan"}
+    known = {"node", "app", "bundle", "store", "logging", "routes", "links"}
     for key in doc:
         if key not in known:
             raise ConfigError(f"unknown section [{key}] (known: {', '.join(sorted(known))})")
@@ -171,6 +171,8 @@ def _apply(cfg: NodeConfig, doc: dict[str, Any], base: Path) -> None:
         cfg.data_dir = base / _expand(v)
     if (v := _get(node, "runtime_dir", str, "node")) is not None:
         cfg.runtime_dir = base / _expand(v)
+    if (v := _get(node, "contact_plan", str, "node")) is not None:
+        cfg.contact_plan = base / _expand(v)
     app = doc.get("app", {})
     if (v := _get(app, "tcp", str, "app")) is not None:
         cfg.app_tcp = v
@@ -210,8 +212,6 @@ def _apply(cfg: NodeConfig, doc: dict[str, Any], base: Path) -> None:
             raise ConfigError(f"{where} needs 'id' and 'kind'")
         options = {k: v for k, v in link.items() if k not in ("id", "kind")}
         cfg.links.append(LinkConfig(lid, kind, options))
-    if (v := _get(doc, "contact_plan", str, "top level")) is not None:
-        cfg.contact_plan = base / _expand(v)
 
 
 def _validate(cfg: NodeConfig) -> None:

@@ -111,6 +111,7 @@ class NodeService:
             ),
             timestamps=TimestampSource(self.clock),
         )
+        self.plan_router: Any = None
         self._sync_store = store
         self.store: AsyncBundleStore | None = None
         self.links = LinkManager(self)
@@ -148,6 +149,11 @@ class NodeService:
             _private_dir(self.config.runtime_dir)
             self.app = AppServer(self, self.config)
             await self.app.start()
+        if self.config.contact_plan is not None:
+            try:
+                self.load_plan(str(self.config.contact_plan))
+            except ValueError as exc:
+                log.error("contact plan not loaded", extra=kv(error=str(exc)))
         self._register_convergence_layers()
         for link_cfg in self.config.links:
             try:
@@ -444,6 +450,30 @@ class NodeService:
             self._save_state()
         return removed
 
+    def load_plan(self, path: str) -> int:
+        """Load a contact plan (ION, HDTN or native format) and route ipn traffic by CGR.
+
+        Relative times in the plan are anchored at now. Raises ``ValueError`` with a precise
+        message (file, line, field) when the plan cannot be used."""
+        from waystation.contact_plan import ContactPlanError, load_plan
+        from waystation.planrouter import PlanRouter
+        from waystation.routing import ChainRouter
+
+        if self.identity.ipn_node is None:
+            raise ValueError("contact plans route by ipn node number: start the node with --ipn N")
+        try:
+            plan = load_plan(path, reference_ms=self.now_ms())
+        except ContactPlanError as exc:
+            raise ValueError(str(exc)) from None
+        if self.plan_router is None:
+            self.plan_router = PlanRouter(plan, self.identity.ipn_node)
+            self.agent.router = ChainRouter([self.plan_router, self.router])
+        else:
+            self.plan_router.update_plan(plan)
+        log.info("contact plan loaded", extra=kv(path=path, contacts=len(plan.contacts)))
+        self.execute(self.agent.routes_changed(self.now_ms()))
+        return len(plan.contacts)
+
     def _save_state(self) -> None:
         try:
             save_state(self._state_path, self.state)
@@ -496,9 +526,9 @@ class NodeService:
             "bundles": {"held": snap["held"], **snap["places"]},
             "queues": snap["queues"],
             "links": links,
-            "routes": self.router.describe(),
+            "routes": self.agent.router.describe(),
             "registrations": regs,
-            "contacts": [],
+            "contacts": self.plan_router.contacts(self.now_ms()) if self.plan_router else [],
             "counters": snap["counters"],
             "admin_records": len(self.admin_records),
         }

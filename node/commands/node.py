@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--ipn", type=int, dest="ipn_node", help="also answer to ipn node number N")
     p.add_argument("--data-dir", type=Path, help="where the store and node state live")
     p.add_argument("--runtime-dir", type=Path, help="where the application socket lives")
+    p.add_argument(
+        "--plan", dest="contact_plan", type=Path, help="contact plan (ION/HDTN/native) for CGR"
+    )
     p.add_argument("--tcp", dest="app_tcp", help="also listen on tcp://127.0.0.1:PORT")
     p.add_argument("--store", dest="store_backend", choices=["lmdb", "memory"])
     p.add_argument(
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             runtime_dir=args.runtime_dir,
             app_tcp=args.app_tcp,
+            contact_plan=args.contact_plan,
             store_backend=args.store_backend,
             log_level=args.log_level,
             log_format=args.log_format,

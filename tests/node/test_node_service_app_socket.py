@@ -25,8 +25,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def make_config(tmp: Path, name: str, **kw: Any) -> NodeConfig:
+    kw.setdefault("node_id", f"dtn://{name}/")
     return NodeConfig(
-        node_id=f"dtn://{name}/",
         data_dir=tmp / name / "data",
         runtime_dir=tmp / name / "run",
         **kw,
@@ -161,7 +161,7 @@ def test_garbage_and_bad_requests_get_precise_errors_and_harm_nobody(tmp_path: P
                         (encode_frame("ack", 9, {"endpoint": "dtn://g/in", "key": b"k"}),),
                         "not-registered",
                     ),
-                    ((encode_frame("load_plan", 10, {"path": "/x"}),), "not-available"),
+                    ((encode_frame("load_plan", 10, {"path": "/x"}),), "bad-argument"),
                     ((encode_frame("add_link", 11, {"id": "x", "kind": "warp"}),), "not-available"),
                 ]
                 for parts, code in cases:
@@ -251,5 +251,46 @@ def test_socket_directory_is_private(tmp_path: Path) -> None:
         finally:
             await node.stop()
         assert not node.config.socket_path.exists()
+
+    run(main)
+
+
+def test_contact_plan_routes_ipn_traffic_through_the_right_neighbour(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.ionrc"
+    plan.write_text(
+        "a contact +0 +3600 1 2 100000\n"
+        "a contact +0 +3600 2 3 100000\n"
+        "a range +0 +3600 1 2 1\n"
+        "a range +0 +3600 2 3 1\n"
+    )
+
+    async def main() -> None:
+        one = NodeService(make_config(tmp_path, "one", node_id="ipn:1.0"))
+        two = NodeService(make_config(tmp_path, "two", node_id="ipn:2.0"))
+        await one.start()
+        await two.start()
+        try:
+            l1, l2 = LoopbackLink.pair("ipn:1.0", "ipn:2.0", one, two)
+            one.links.attach(l1)
+            two.links.attach(l2)
+            l1.bring_up()
+            async with AsyncClient(runtime_dir=one.config.runtime_dir) as c:
+                with pytest.raises(NodeError) as info:
+                    await c.load_plan(str(tmp_path / "missing.ionrc"))
+                assert info.value.code == "bad-argument"
+                assert (await c.load_plan(str(plan)))["contacts"] == 2
+                await c.send("ipn:3.1", b"via two")
+                for _ in range(100):
+                    if two.agent.held:
+                        break
+                    await asyncio.sleep(0.02)
+                status = await c.status()
+                assert status["contacts"] and status["contacts"][0]["to"] == "ipn:2.0"
+                assert any(r["kind"] == "cgr" for r in status["routes"])
+            [held] = two.agent.held.values()  # node two holds it, waiting for a route to 3
+            assert held.info.destination == "ipn:3.1" and held.place == "waiting"
+        finally:
+            await one.stop()
+            await two.stop()
 
     run(main)
