@@ -44,7 +44,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from waystation.bundle.bpsec.contexts import BcbAesGcm, BibHmacSha2, CoseMac0, CoseSign1
@@ -255,6 +255,12 @@ class SecurityPolicy:
     rules: tuple[SecurityRule, ...] = ()
     #: CRC type for security blocks we add (CRC-32C: cheap protection against corruption).
     crc_type: int = CRCType.CRC32C
+    _local_eids: tuple[EndpointID, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "local_nodes", _nodes(self.local_nodes))
+        object.__setattr__(self, "_local_eids",
+                           tuple(parse_eid(n) for n in sorted(self.local_nodes)))
 
     @classmethod
     def default(cls, local_nodes: Iterable[str], *, sign: bool = True,
@@ -292,12 +298,11 @@ class SecurityPolicy:
 
     def security_source(self, bundle: Bundle) -> EndpointID:
         """The EID we name as security source: our node ID of the bundle's scheme if any."""
-        own = sorted(self.local_nodes)
-        scheme = str(bundle.primary.source).split(":", 1)[0]
-        for node in own:
-            if node.startswith(scheme + ":"):
-                return parse_eid(node)
-        return parse_eid(own[0]) if own else bundle.primary.source.node_id
+        source_type = type(bundle.primary.source)
+        for eid in self._local_eids:
+            if type(eid) is source_type:
+                return eid
+        return self._local_eids[0] if self._local_eids else bundle.primary.source.node_id
 
 
 def _nodes(local_nodes: Iterable[str]) -> frozenset[str]:
