@@ -37,6 +37,8 @@ __all__ = ["DEFAULT_LIFETIME_MS", "build_bundle"]
 
 #: One day; DTN links can be down for hours, so a short default would silently drop traffic.
 DEFAULT_LIFETIME_MS = 24 * 3600 * 1000
+_REPORTS = int(BundleFlags.status_report_requests())
+_ANONYMOUS_FORBIDDEN = _REPORTS | int(BundleFlags.STATUS_TIME_REQUESTED)
 
 
 def _eid(value: EndpointID | str) -> EndpointID:
@@ -50,7 +52,7 @@ def build_bundle(
     *,
     lifetime_ms: int = DEFAULT_LIFETIME_MS,
     flags: int = 0,
-    crc_type: int = CRCType.CRC32C,
+    crc_type: int = int(CRCType.CRC32C),
     report_to: EndpointID | str | None = None,
     creation: CreationTimestamp | None = None,
     timestamps: TimestampSource | None = None,
@@ -59,7 +61,7 @@ def build_bundle(
     bundle_age_ms: int | None = None,
     extension_blocks: Iterable[CanonicalBlock] = (),
     payload_block_flags: int = 0,
-    extension_block_flags: int = BlockFlags.REPLICATE_IN_EVERY_FRAGMENT,
+    extension_block_flags: int = int(BlockFlags.REPLICATE_IN_EVERY_FRAGMENT),
 ) -> Bundle:
     """Build a new, valid bundle.
 
@@ -76,12 +78,12 @@ def build_bundle(
             raise ValidationError("build_bundle needs a creation timestamp or a TimestampSource")
         creation = timestamps.next()
     flags = int(flags)
-    reports = int(BundleFlags.status_report_requests())
+    reports = _REPORTS
     if src.is_null:
         # §4.2.3: an anonymous bundle cannot be identified, so nothing may depend on its identity
-        if flags & (reports | BundleFlags.STATUS_TIME_REQUESTED):
+        if flags & _ANONYMOUS_FORBIDDEN:
             raise ValidationError("an anonymous bundle (source dtn:none) cannot request reports")
-        flags |= BundleFlags.MUST_NOT_FRAGMENT
+        flags |= int(BundleFlags.MUST_NOT_FRAGMENT)
     if report_to is None:
         rpt: EndpointID = src.node_id if (flags & reports and not src.is_null) else DTN_NONE
     else:

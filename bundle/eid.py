@@ -22,6 +22,7 @@ Deviation: EIDs of URI schemes other than dtn (1) and ipn (2) are rejected with
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -311,6 +312,11 @@ def parse_eid(text: str) -> EndpointID:
     """Parse the text form of a dtn or ipn endpoint ID; raise :class:`EIDError` if invalid."""
     if not isinstance(text, str):
         raise EIDError(f"an endpoint ID must be text, not {type(text).__name__}")
+    return _parse_cached(text)
+
+
+@functools.lru_cache(maxsize=4096)  # EIDs are immutable; nodes parse the same few over and over
+def _parse_cached(text: str) -> EndpointID:
     scheme, sep, ssp = text.partition(":")
     if not sep:
         raise EIDError(f"{text!r} has no URI scheme")

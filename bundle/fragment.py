@@ -26,13 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
+from .codec import encode_bundle
 from .dtntime import CreationTimestamp
 from .eid import EndpointID
 from .errors import ReassemblyError, ValidationError
 from .model import BlockFlags, BlockType, Bundle, BundleFlags, CanonicalBlock, PrimaryBlock
-from .pycodec import encode_bundle
 
-__all__ = ["Reassembler", "fragment_bundle", "reassemble", "split_bundle"]
+__all__ = ["Reassembler", "encoded_size", "fragment_bundle", "reassemble", "split_bundle"]
 
 
 def _head_len(n: int) -> int:
@@ -89,7 +89,7 @@ def fragment_bundle(bundle: Bundle, max_bundle_size: int) -> list[Bundle]:
 
     A bundle that already fits is returned unchanged as a one-element list.
     """
-    if len(encode_bundle(bundle)) <= max_bundle_size:
+    if encoded_size(bundle) <= max_bundle_size:
         return [bundle]
     _check_fragmentable(bundle)
     m = len(bundle.payload)
@@ -117,6 +117,15 @@ def fragment_bundle(bundle: Bundle, max_bundle_size: int) -> list[Bundle]:
         fragments.append(_fragment(bundle, start, end, blocks, total, base))
         start = end
     return fragments
+
+
+def encoded_size(bundle: Bundle) -> int:
+    """Length of ``encode_bundle(bundle)``, without encoding (or CRC-ing) the payload."""
+    payload_block = bundle.payload_block
+    n = len(payload_block.data)
+    empty = Bundle(bundle.primary, [b for b in bundle.blocks if b is not payload_block])
+    empty.blocks.append(replace(payload_block, data=b""))
+    return len(encode_bundle(empty)) - 1 + _head_len(n) + n
 
 
 def _key(bundle: Bundle) -> tuple[EndpointID, CreationTimestamp]:
@@ -176,7 +185,8 @@ def reassemble(fragments: Iterable[Bundle]) -> Bundle:
         lifetime_ms=p.lifetime_ms,
     )
     blocks = [replace(b) for b in first.blocks if b.block_type != BlockType.PAYLOAD]
-    payload = replace(first.payload_block, data=bytes(adu))
+    # a read-only view of the buffer we filled saves copying the whole ADU once more
+    payload = replace(first.payload_block, data=memoryview(adu).toreadonly())
     return Bundle(primary, [*blocks, payload])
 
 

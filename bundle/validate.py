@@ -69,22 +69,44 @@ def bib_targets(data: bytes | memoryview) -> list[int] | None:
         return None
 
 
+def _is_u64(value: object) -> bool:
+    return isinstance(value, int) and 0 <= value <= _U64
+
+
 def validate_bundle(bundle: Bundle) -> None:
     """Raise :class:`ValidationError` if ``bundle`` breaks a rule listed in the module doc."""
     p = bundle.primary
     if p.version != BP_VERSION:
         raise ValidationError(f"unsupported bundle protocol version {p.version}")
-    for name in ("destination", "source", "report_to"):
-        if not isinstance(getattr(p, name), EndpointID):
-            raise ValidationError(f"primary block {name} is not an EndpointID")
-    for name, value in (
-        ("flags", p.flags),
-        ("lifetime", p.lifetime_ms),
-        ("creation time", p.creation[0]),
-        ("sequence number", p.creation[1]),
+    if not (
+        isinstance(p.destination, EndpointID)
+        and isinstance(p.source, EndpointID)
+        and isinstance(p.report_to, EndpointID)
     ):
-        if not isinstance(value, int) or not 0 <= value <= _U64:
-            raise ValidationError(f"primary block {name} {value!r} is not a 64-bit unsigned int")
+        for name in ("destination", "source", "report_to"):
+            if not isinstance(getattr(p, name), EndpointID):
+                raise ValidationError(f"primary block {name} is not an EndpointID")
+    creation = p.creation
+    if not (
+        isinstance(creation, tuple)
+        and len(creation) == 2
+        and _is_u64(p.flags)
+        and _is_u64(p.lifetime_ms)
+        and _is_u64(creation[0])
+        and _is_u64(creation[1])
+    ):
+        if not isinstance(creation, tuple) or len(creation) != 2:
+            raise ValidationError("creation timestamp must be a (time_ms, sequence) pair")
+        for name, value in (
+            ("flags", p.flags),
+            ("lifetime", p.lifetime_ms),
+            ("creation time", creation[0]),
+            ("sequence number", creation[1]),
+        ):
+            if not _is_u64(value):
+                raise ValidationError(
+                    f"primary block {name} {value!r} is not a 64-bit unsigned int"
+                )
     if p.crc_type not in (0, 1, 2):
         raise ValidationError(f"primary block has unknown CRC type {p.crc_type}")
 

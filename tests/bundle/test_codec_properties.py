@@ -12,7 +12,7 @@ from waystation.bundle.model import Bundle
 
 from tests.strategies import bundles, mutated_bundle_bytes
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @FAST
@@ -48,7 +48,7 @@ def test_encoding_is_deterministic_and_equal_for_bytes_or_views(
     assert impl.encode_bundle(bundle) == raw
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.binary(max_size=200))
 def test_fuzz_random_bytes_raise_only_bundle_errors(impl: ModuleType, data: bytes) -> None:
     try:
@@ -69,7 +69,7 @@ def test_fuzz_bytes_after_bundle_start_raise_only_bundle_errors(
             pass
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=mutated_bundle_bytes())
 def test_fuzz_mutated_bundles_raise_only_bundle_errors(impl: ModuleType, data: bytes) -> None:
     for validate in (True, False):
