@@ -16,6 +16,7 @@ All functions raise only :class:`~waystation.bundle.errors.BundleError` subclass
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ REPORT_FLAGS: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BundleInfo:
     """What the agent keeps about a bundle (everything but the bytes)."""
 
@@ -222,8 +223,36 @@ def originate(
     blocks.append(CanonicalBlock(BlockType.PAYLOAD, PAYLOAD_BLOCK_NUMBER, 0, crc_type, payload))
     bundle = Bundle(primary, blocks)
     wire = codec.encode_bundle(bundle)
-    info = _info(bundle, len(wire), creation.time_ms)
+    # Built directly (not via ``_info``): we already know every field, and this is the hot
+    # path of an application's send.
+    time_ms, seq = creation
+    info = BundleInfo(
+        key=_eid_cbor(src) + _KEY_TAIL.pack(time_ms, seq),
+        source=source if isinstance(source, str) else str(src),
+        destination=destination if isinstance(destination, str) else str(dst),
+        report_to=str(rpt),
+        creation_ms=time_ms,
+        sequence=seq,
+        lifetime_ms=lifetime_ms,
+        expiry_ms=(time_ms if time_ms else 0) + lifetime_ms,
+        flags=flags,
+        size=len(wire),
+    )
     return wire, info
+
+
+_KEY_TAIL = struct.Struct(">QQ")  # BundleId.key(): EID CBOR || time || sequence (model.py)
+_CBOR_CACHE: dict[EndpointID, bytes] = {}
+
+
+def _eid_cbor(eid: EndpointID) -> bytes:
+    data = _CBOR_CACHE.get(eid)
+    if data is None:
+        data = eid.to_cbor()
+        if len(_CBOR_CACHE) >= 4096:
+            _CBOR_CACHE.clear()
+        _CBOR_CACHE[eid] = data
+    return data
 
 
 def prepare_forward(wire: bytes, *, node_eid: EndpointID, received_ms: int, now_ms: int) -> bytes:
