@@ -559,10 +559,10 @@ class Agent:
         dest = h.info.destination
         key = h.info.key
         h.place, h.endpoint = "local", dest
-        if dest in self.identity.echo_eids:
+        if self.identity.is_echo_eid(dest):
             return self._echo(now_ms, h)
         reg = self.registrations.get(dest)
-        if reg is None and dest in self.identity.admin_eids:
+        if reg is None and self.identity.is_admin_eid(dest):
             return self._admin_sink(now_ms, h)
         if reg is None:
             # §5.7 step 2: no registration yet; the bundle waits for one (or its expiry).
@@ -620,8 +620,8 @@ class Agent:
         self._payload_for_echo[key] = payload
 
     def needs_payload(self, destination: str) -> bool:
-        return destination in self.identity.echo_eids or (
-            destination in self.identity.admin_eids and destination not in self.registrations
+        return self.identity.is_echo_eid(destination) or (
+            self.identity.is_admin_eid(destination) and destination not in self.registrations
         )
 
     def _route(self, now_ms: int, h: _Held) -> list[Output]:
@@ -953,8 +953,8 @@ class Agent:
         self._seq = max([self._seq, *(h.seq for h in held)])
         out: list[Output] = []
         for h in sorted(held, key=lambda x: x.seq):
-            if h.info.destination in self.identity.echo_eids or (
-                h.info.destination in self.identity.admin_eids
+            if self.identity.is_echo_eid(h.info.destination) or (
+                self.identity.is_admin_eid(h.info.destination)
                 and h.info.destination not in self.registrations
             ):
                 # Service endpoints need the payload; the service re-feeds those via

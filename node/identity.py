@@ -32,6 +32,10 @@ class LocalIdentity:
     _dtn_name: str | None = field(init=False, repr=False)
     _cache: dict[str, bool] = field(init=False, repr=False, default_factory=dict)
     _node_cache: dict[str, str | None] = field(init=False, repr=False, default_factory=dict)
+    _admin: frozenset[str] = field(init=False, repr=False, default=frozenset())
+    _echo: frozenset[str] = field(init=False, repr=False, default=frozenset())
+    _admin_list: list[str] = field(init=False, repr=False, default_factory=list)
+    _echo_list: list[str] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         eid = parse_eid(self.node_id)
@@ -42,6 +46,17 @@ class LocalIdentity:
         self._dtn_name = eid.node_name if isinstance(eid, DtnEID) else None
         if isinstance(eid, IpnEID) and self.ipn_node is None:
             self.ipn_node = eid.node
+        admin = [self.node_id]
+        if self.ipn_node is not None and f"ipn:{self.ipn_node}.0" not in admin:
+            admin.append(f"ipn:{self.ipn_node}.0")
+        echo = []
+        if self._dtn_name is not None:
+            echo.append(f"dtn://{self._dtn_name}/{ECHO_DEMUX}")
+        if self.ipn_node is not None:
+            echo.append(f"ipn:{self.ipn_node}.{ECHO_SERVICE}")
+        self._admin = frozenset(admin)
+        self._echo = frozenset(echo)
+        self._admin_list, self._echo_list = admin, echo
 
     @property
     def node_eid(self) -> EndpointID:
@@ -49,19 +64,17 @@ class LocalIdentity:
 
     @property
     def admin_eids(self) -> list[str]:
-        eids = [self.node_id]
-        if self.ipn_node is not None and f"ipn:{self.ipn_node}.0" not in eids:
-            eids.append(f"ipn:{self.ipn_node}.0")
-        return eids
+        return list(self._admin_list)
 
     @property
     def echo_eids(self) -> list[str]:
-        eids = []
-        if self._dtn_name is not None:
-            eids.append(f"dtn://{self._dtn_name}/{ECHO_DEMUX}")
-        if self.ipn_node is not None:
-            eids.append(f"ipn:{self.ipn_node}.{ECHO_SERVICE}")
-        return eids
+        return list(self._echo_list)
+
+    def is_admin_eid(self, eid: str) -> bool:
+        return eid in self._admin
+
+    def is_echo_eid(self, eid: str) -> bool:
+        return eid in self._echo
 
     def owns(self, eid: str) -> bool:
         """True if ``eid`` (text) is an endpoint of this node."""
