@@ -70,6 +70,8 @@ class Quota:
 
 
 def check_wire(wire: Any) -> bytes:
+    if type(wire) is bytes and wire:
+        return wire  # the hot path
     if not isinstance(wire, bytes | bytearray | memoryview):
         raise TypeError(f"wire must be bytes, not {type(wire).__name__}")
     wire = bytes(wire)
@@ -147,3 +149,27 @@ def queue_order(meta: BundleMeta) -> tuple[int, int]:
 
 def fragment_order(meta: BundleMeta) -> tuple[int, int]:
     return (meta.fragment_offset or 0, meta.seq)
+
+
+def check_text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def check_int(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return value
+
+
+def check_limit(limit: Any) -> int | None:
+    """``None`` (no limit) or a non-negative int (negative counts as zero)."""
+    if limit is None:
+        return None
+    return max(0, check_int(limit, "limit"))
+
+
+def check_time(value: Any, name: str) -> int:
+    """A DTN time in ms, clamped into the unsigned 64-bit range the indexes use."""
+    return min(max(0, check_int(value, name)), (1 << 64) - 1)

@@ -184,6 +184,8 @@ class BundleKeyLike(Protocol):
 
 def bundle_key(bundle_id: BundleKeyLike | bytes) -> bytes:
     """The store key of a bundle ID (``BundleId.key()``), or the key itself if given bytes."""
+    if type(bundle_id) is bytes and 0 < len(bundle_id) <= 400:
+        return bundle_id  # the hot path
     if isinstance(bundle_id, bytes | bytearray | memoryview):
         key = bytes(bundle_id)
     else:

@@ -59,8 +59,12 @@ from waystation.store._common import (
     DEFAULT_DELETION_LOG,
     Quota,
     apply_changes,
+    check_int,
+    check_limit,
     check_meta,
     check_reason,
+    check_text,
+    check_time,
     check_wire,
     dtn_now_ms,
     fill_in,
@@ -535,13 +539,16 @@ class LmdbBundleStore:
         disposition: Disposition = Disposition.DELETED,
         now_ms: int | None = None,
     ) -> DeletionRecord:
+        if now_ms is not None:
+            now_ms = check_time(now_ms, "now_ms")
         result: DeletionRecord = self._one(
             DeleteOp(bundle_key(bundle_id), reason, disposition, now_ms)
         )
         return result
 
     def sweep_expired(self, now_ms: int, *, batch: int = 256) -> list[DeletionRecord]:
-        result: list[DeletionRecord] = self._one(SweepOp(now_ms, batch))
+        op = SweepOp(check_time(now_ms, "now_ms"), check_limit(batch) or 0)
+        result: list[DeletionRecord] = self._one(op)
         return result
 
     # -- reads ----------------------------------------------------------------------------
@@ -574,7 +581,8 @@ class LmdbBundleStore:
     ) -> list[StoredEntry]:
         """Walk index ``db`` from ``prefix``; the bundle key starts at ``key_at`` in each entry."""
         out: list[StoredEntry] = []
-        if limit is not None and limit <= 0:
+        limit = check_limit(limit)
+        if limit == 0:
             return out
         with self._read() as txn, txn.cursor(db=self._dbs[db]) as cur:
             if not cur.set_range(prefix):
@@ -592,13 +600,15 @@ class LmdbBundleStore:
         return out
 
     def by_destination(self, destination: str, *, limit: int | None = None) -> list[StoredEntry]:
+        check_text(destination, "destination")
         return self._scan(
             "ix_dest", _h8(destination), 16, limit, lambda m: m.destination == destination
         )
 
     def expiring_before(self, t_ms: int, *, limit: int = 1000) -> list[StoredEntry]:
         out: list[StoredEntry] = []
-        if limit <= 0:
+        t_ms = check_int(t_ms, "t_ms")
+        if check_limit(limit) == 0:
             return out
         with self._read() as txn, txn.cursor(db=self._dbs["ix_exp"]) as cur:
             for ix in cur.iternext(keys=True, values=False):
@@ -611,6 +621,7 @@ class LmdbBundleStore:
         return out
 
     def queue(self, neighbour: str, *, limit: int | None = None) -> list[StoredEntry]:
+        check_text(neighbour, "neighbour")
         return self._scan("ix_queue", _h8(neighbour), 17, limit, lambda m: m.queue == neighbour)
 
     def queues(self) -> dict[str, int]:
@@ -625,16 +636,21 @@ class LmdbBundleStore:
         return dict(sorted(counts.items()))
 
     def pending_local(self, endpoint: str, *, limit: int | None = None) -> list[StoredEntry]:
+        check_text(endpoint, "endpoint")
         return self._scan(
             "ix_local", _h8(endpoint), 16, limit, lambda m: m.local_endpoint == endpoint
         )
 
     def fragments(self, adu_key: bytes) -> list[StoredEntry]:
+        if not isinstance(adu_key, bytes):
+            raise TypeError(f"adu_key must be bytes, not {type(adu_key).__name__}")
         return self._scan("ix_adu", _h8(adu_key), 24, None, lambda m: m.adu_key == adu_key)
 
     def entries(self, *, limit: int | None = None, after: bytes | None = None) -> list[StoredEntry]:
         out: list[StoredEntry] = []
-        if limit is not None and limit <= 0:
+        limit = check_limit(limit)
+        after = None if after is None else bundle_key(after)
+        if limit == 0:
             return out
         with self._read() as txn, txn.cursor(db=self._dbs["meta"]) as cur:
             if after is None:
@@ -652,7 +668,9 @@ class LmdbBundleStore:
 
     def deletions(self, *, since_seq: int = 0, limit: int | None = None) -> list[DeletionRecord]:
         out: list[DeletionRecord] = []
-        if limit is not None and limit <= 0:
+        limit = check_limit(limit)
+        since_seq = check_time(since_seq, "since_seq")
+        if limit == 0 or since_seq >= (1 << 64) - 1:
             return out
         with self._read() as txn, txn.cursor(db=self._dbs["dellog"]) as cur:
             if not cur.set_range(_U64.pack(since_seq + 1)):

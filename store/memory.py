@@ -17,8 +17,12 @@ from waystation.store._common import (
     DEFAULT_DELETION_LOG,
     Quota,
     apply_changes,
+    check_int,
+    check_limit,
     check_meta,
     check_reason,
+    check_text,
+    check_time,
     check_wire,
     dtn_now_ms,
     fill_in,
@@ -103,6 +107,8 @@ class MemoryBundleStore:
     ) -> DeletionRecord:
         key = bundle_key(bundle_id)
         reason = check_reason(reason)
+        if now_ms is not None:
+            now_ms = check_time(now_ms, "now_ms")
         try:
             disposition = Disposition(disposition)
         except ValueError:
@@ -125,6 +131,8 @@ class MemoryBundleStore:
             return record
 
     def sweep_expired(self, now_ms: int, *, batch: int = 256) -> list[DeletionRecord]:
+        now_ms = check_time(now_ms, "now_ms")
+        batch = check_limit(batch) or 0
         with self._lock:
             due = self.expiring_before(now_ms + 1, limit=batch)
             return [
@@ -179,6 +187,7 @@ class MemoryBundleStore:
             return key in self._data
 
     def _select(self, pred: Any, order: Any, limit: int | None) -> list[StoredEntry]:
+        limit = check_limit(limit)
         with self._lock:
             self._check_open()
             hits = [(k, m) for k, (_, m) in self._data.items() if pred(m)]
@@ -188,12 +197,15 @@ class MemoryBundleStore:
         return [StoredEntry(k, m.copy()) for k, m in hits]
 
     def by_destination(self, destination: str, *, limit: int | None = None) -> list[StoredEntry]:
+        check_text(destination, "destination")
         return self._select(lambda m: m.destination == destination, lambda m: m.seq, limit)
 
     def expiring_before(self, t_ms: int, *, limit: int = 1000) -> list[StoredEntry]:
+        check_int(t_ms, "t_ms")
         return self._select(lambda m: m.expiry_ms < t_ms, lambda m: m.expiry_ms, limit)
 
     def queue(self, neighbour: str, *, limit: int | None = None) -> list[StoredEntry]:
+        check_text(neighbour, "neighbour")
         return self._select(lambda m: m.queue == neighbour, queue_order, limit)
 
     def queues(self) -> dict[str, int]:
@@ -206,12 +218,17 @@ class MemoryBundleStore:
         return dict(sorted(counts.items()))
 
     def pending_local(self, endpoint: str, *, limit: int | None = None) -> list[StoredEntry]:
+        check_text(endpoint, "endpoint")
         return self._select(lambda m: m.local_endpoint == endpoint, lambda m: m.seq, limit)
 
     def fragments(self, adu_key: bytes) -> list[StoredEntry]:
+        if not isinstance(adu_key, bytes):
+            raise TypeError(f"adu_key must be bytes, not {type(adu_key).__name__}")
         return self._select(lambda m: m.adu_key == adu_key, fragment_order, None)
 
     def entries(self, *, limit: int | None = None, after: bytes | None = None) -> list[StoredEntry]:
+        limit = check_limit(limit)
+        after = None if after is None else bundle_key(after)
         if after is None:
             return self._select(lambda m: True, lambda m: 0, limit)
         with self._lock:
@@ -222,6 +239,8 @@ class MemoryBundleStore:
             return [StoredEntry(k, self._data[k][1].copy()) for k in keys]
 
     def deletions(self, *, since_seq: int = 0, limit: int | None = None) -> list[DeletionRecord]:
+        limit = check_limit(limit)
+        since_seq = check_time(since_seq, "since_seq")
         with self._lock:
             out = [r for r in self._log if r.seq > since_seq]
         return out if limit is None else out[: max(0, limit)]
