@@ -15,7 +15,13 @@ Layers, bottom up:
 from __future__ import annotations
 
 from waystation.bundle.bpsec.asb import AbstractSecurityBlock, decode_asb, encode_asb
-from waystation.bundle.bpsec.contexts import BcbAesGcm, BibHmacSha2, CoseMac0, CoseSign1
+from waystation.bundle.bpsec.contexts import (
+    BcbAesGcm,
+    BibHmacSha2,
+    CoseEncrypt0,
+    CoseMac0,
+    CoseSign1,
+)
 from waystation.bundle.bpsec.errors import (
     BPSecError,
     ConflictingSecurity,
@@ -55,6 +61,7 @@ __all__ = [
     "BcbAesGcm",
     "BibHmacSha2",
     "ConflictingSecurity",
+    "CoseEncrypt0",
     "CoseMac0",
     "CoseSign1",
     "ForbiddenOperation",

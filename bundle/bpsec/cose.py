@@ -92,15 +92,20 @@ def encode_message(protected: dict[int, Any], unprotected: dict[int, Any], tag: 
     return cbor2.dumps([prot, unprotected, None, tag], canonical=True)
 
 
-def decode_message(data: Any) -> CoseMessage:
-    """Decode an untagged, detached COSE_Sign1/COSE_Mac0 carried as a result byte string."""
+def decode_message(data: Any, n_items: int = 4) -> CoseMessage:
+    """Decode an untagged, detached COSE message carried as a result byte string.
+
+    ``n_items`` is 4 for COSE_Sign1/COSE_Mac0 (with signature/tag) and 3 for COSE_Encrypt0
+    (whose tag travels with the ciphertext in the target block).
+    """
     if not isinstance(data, bytes):
         raise MalformedSecurityBlock("COSE result must be a byte string")
     try:
         msg = cbor2.loads(data)
-        if not isinstance(msg, list) or len(msg) != 4:
-            raise MalformedSecurityBlock("COSE message must be a 4-element array")
-        prot, unprot, payload, tag = msg
+        if not isinstance(msg, list) or len(msg) != n_items:
+            raise MalformedSecurityBlock(f"COSE message must be a {n_items}-element array")
+        prot, unprot, payload = msg[:3]
+        tag = msg[3] if n_items == 4 else b""
         if not isinstance(prot, bytes) or not isinstance(unprot, dict):
             raise MalformedSecurityBlock("COSE headers have the wrong types")
         if payload is not None:

@@ -60,6 +60,8 @@ class SymmetricKey:
 
     name: str
     material: bytes = field(repr=False)
+    #: COSE "Base IV" of the key (RFC 9052 §3.1): combined with a message's Partial IV.
+    base_iv: bytes | None = None
 
     def __repr__(self) -> str:
         return f"SymmetricKey(name={self.name!r}, bits={len(self.material) * 8}, material=<redacted>)"

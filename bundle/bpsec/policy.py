@@ -31,6 +31,7 @@ Configuration (``[security]`` in node.toml, parsed by :meth:`SecurityPolicy.from
     role = "source"               # source | verifier | acceptor
     service = "confidentiality"   # integrity | confidentiality
     context = "bcb-aes-gcm"       # cose-sign1 | cose-mac0 | bib-hmac-sha2 | bcb-aes-gcm
+                                  # | cose-encrypt0
     destination = "ipn:3.*"       # glob on the destination EID (default "*")
     source = "*"                  # glob on the bundle source EID
     key = "c-link"                # symmetric key name (not for cose-sign1)
@@ -47,7 +48,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from waystation.bundle.bpsec.contexts import BcbAesGcm, BibHmacSha2, CoseMac0, CoseSign1
+from waystation.bundle.bpsec.contexts import (
+    BcbAesGcm,
+    BibHmacSha2,
+    CoseEncrypt0,
+    CoseMac0,
+    CoseSign1,
+)
 from waystation.bundle.bpsec.contexts.base import ConfidentialitySource, IntegritySource
 from waystation.bundle.bpsec.errors import (
     BPSecError,
@@ -90,8 +97,10 @@ SERVICES = {
     "cose-mac0": "integrity",
     "bib-hmac-sha2": "integrity",
     "bcb-aes-gcm": "confidentiality",
+    "cose-encrypt0": "confidentiality",
 }
-CONTEXT_IDS = {"cose-sign1": 3, "cose-mac0": 3, "bib-hmac-sha2": 1, "bcb-aes-gcm": 2}
+CONTEXT_IDS = {"cose-sign1": 3, "cose-mac0": 3, "bib-hmac-sha2": 1, "bcb-aes-gcm": 2,
+               "cose-encrypt0": 3}
 
 
 class KeyProvider(Protocol):
@@ -218,6 +227,8 @@ class SecurityRule:
 
     def confidentiality_source(self, keys: KeyProvider) -> ConfidentialitySource:
         assert self.key is not None
+        if self.context == "cose-encrypt0":
+            return CoseEncrypt0(keys.symmetric(self.key), alg=self.variant or 3)
         return BcbAesGcm(keys.symmetric(self.key), variant=self.variant or 3,
                          scope_flags=7 if self.scope is None else self.scope, wrap=self.wrap)
 

@@ -136,3 +136,32 @@ def test_cose_sign1_esp384_draft_example_verifies() -> None:
     tampered[-3] ^= 0x01  # inside the payload 'hello'
     with pytest.raises(SecurityCheckFailed):
         verify_integrity(decode(bytes(tampered)), keys)
+
+
+COSE_ENCRYPT0_FINAL = bytes.fromhex(
+    "9f880700008201692f2f6473742f7376638201692f2f7372632f7376638201662f2f"
+    "7372632f821b000000bd51281400001a000f4240850c030000583181010301820166"
+    "2f2f7372632f818205a20001200181818210578343a10103a2044a4578616d706c65"
+    "43454b0642484af68501010000561fd25f64a2ee5c93bb884d529bce14cb24bdeaf8"
+    "a3f1ff"
+)
+COSE_CEK = SymmetricKey(
+    "ExampleCEK",
+    bytes.fromhex("13bf9cead057c0aca2c9e52471ca4b19ddfaf4c0784e3f3e8e3999dbae4ce45c"),
+    base_iv=bytes.fromhex("6f3093eba5d85143c3dc0000"),
+)
+
+
+def test_cose_encrypt0_reproduces_draft_example() -> None:
+    from waystation.bundle.bpsec import CoseEncrypt0, add_confidentiality
+
+    ctx = CoseEncrypt0(COSE_CEK, alg=3, aad_scope=EXAMPLE_SCOPE, partial_iv=b"HJ")
+    out = add_confidentiality(decode(COSE_ORIGINAL), [1], ctx, parse_eid("dtn://src/"),
+                              number=3, flags=0)
+    assert encode(out) == COSE_ENCRYPT0_FINAL
+
+
+def test_cose_encrypt0_draft_example_decrypts() -> None:
+    plain, outcomes = decrypt(decode(COSE_ENCRYPT0_FINAL), StaticKeys([COSE_CEK]))
+    assert [(o.target, o.context_id) for o in outcomes] == [(1, 3)]
+    assert encode(plain) == COSE_ORIGINAL

@@ -100,3 +100,18 @@ def test_cose_mac0_roundtrip(alg: int) -> None:
     received = decode(encode(signed))
     _, outcomes = verify_integrity(received, StaticKeys([KHMAC]))
     assert sorted(o.target for o in outcomes) == [0, 1]
+
+
+@pytest.mark.parametrize(("alg", "key"), [(1, K16), (3, K32)])
+def test_cose_encrypt0_roundtrip(alg: int, key: SymmetricKey) -> None:
+    from waystation.bundle.bpsec import CoseEncrypt0
+
+    original = make_bundle()
+    sealed = add_confidentiality(original, [1, 2], CoseEncrypt0(key, alg=alg), SRC)
+    assert len(sealed.payload) == len(original.payload) + 16  # ciphertext || tag
+    received = decode(encode(sealed))
+    plain, outcomes = decrypt(received, StaticKeys([key]))
+    assert sorted(o.target for o in outcomes) == [1, 2]
+    assert encode(plain) == encode(original)
+    with pytest.raises(SecurityCheckFailed):
+        decrypt(received, StaticKeys([SymmetricKey(key.name, bytes(len(key.material)))]))

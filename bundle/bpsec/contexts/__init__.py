@@ -13,7 +13,12 @@ from waystation.bundle.bpsec.contexts.base import (
 )
 from waystation.bundle.bpsec.contexts.bcb_aes_gcm import BcbAesGcm, BcbAesGcmHandler
 from waystation.bundle.bpsec.contexts.bib_hmac_sha2 import BibHmacSha2, BibHmacSha2Handler
-from waystation.bundle.bpsec.contexts.cose_context import CoseHandler, CoseMac0, CoseSign1
+from waystation.bundle.bpsec.contexts.cose_context import (
+    CoseEncrypt0,
+    CoseHandler,
+    CoseMac0,
+    CoseSign1,
+)
 from waystation.bundle.bpsec.errors import UnknownSecurityContext
 
 __all__ = [
@@ -22,6 +27,7 @@ __all__ = [
     "BibHmacSha2",
     "ConfidentialitySource",
     "ContextHandler",
+    "CoseEncrypt0",
     "CoseMac0",
     "CoseSign1",
     "IntegritySource",
@@ -34,9 +40,9 @@ HANDLERS: dict[int, ContextHandler] = {
     3: CoseHandler(),
 }
 
-#: Context IDs valid in each block type (RFC 9173 §3.1/§4.1; COSE Sign1/Mac0 only in BIBs here).
+#: Context IDs valid in each block type (RFC 9173 §3.1/§4.1; COSE in both, by result type).
 INTEGRITY_CONTEXTS = frozenset({1, 3})
-CONFIDENTIALITY_CONTEXTS = frozenset({2})
+CONFIDENTIALITY_CONTEXTS = frozenset({2, 3})
 
 
 def handler_for(context_id: int) -> ContextHandler:

@@ -2,6 +2,9 @@
 
 Implemented for BIBs: COSE_Sign1 results (result ID 18) with Ed25519 (EdDSA, alg -8; -19
 accepted) and ECDSA P-256/P-384/P-521, and COSE_Mac0 results (result ID 17) with HMAC-SHA2.
+For BCBs: COSE_Encrypt0 results (result ID 16) with AES-GCM (algs 1/2/3) and a direct key; the
+target BTSD becomes ciphertext || tag (16 bytes longer, §2.3.2); the IV is carried in full
+(header 5) or as a Partial IV (header 6) combined with the key's Base IV (RFC 9052 §3.1).
 Parameters (§2.2): 3 additional-protected (bstr), 4 additional-unprotected, 5 AAD scope (map of
 block number or special key -1 = target, -2 = security block, to flags bit 0 = metadata,
 bit 1 = BTSD). Default AAD scope: ``{0: 1, -1: 1, -2: 1}``.
@@ -12,16 +15,20 @@ External AAD (§2.5.1), a CBOR sequence: the security source EID; the AAD scope 
 a byte string if bit 1 (not for 0); finally the additional-protected byte string (default h'').
 The COSE payload is the target BTSD, or the encoded primary block when the target is block 0.
 
-Not implemented: COSE_Encrypt/COSE_Encrypt0 (BCB) and the multi-signer forms COSE_Sign and
-COSE_Mac; certificate (x5chain/x5t) handling — keys are pinned in the trust store by ``kid``.
+Not implemented: COSE_Encrypt (recipient layers: key wrap, ECDH, HKDF) and the multi-signer
+forms COSE_Sign and COSE_Mac; certificate (x5chain/x5t) handling — keys are pinned in the trust
+store by ``kid``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from waystation.bundle.bpsec import cose
 from waystation.bundle.bpsec.asb import AbstractSecurityBlock
 from waystation.bundle.bpsec.contexts.base import Pair
@@ -38,6 +45,7 @@ from waystation.bundle.cborhead import MAJOR_BYTES, encode_bytes, encode_head
 __all__ = [
     "CONTEXT_ID",
     "DEFAULT_AAD_SCOPE",
+    "CoseEncrypt0",
     "CoseHandler",
     "CoseMac0",
     "CoseSign1",
@@ -188,6 +196,76 @@ class CoseMac0:
         return _PreparedMac0(_scope_param(self.aad_scope), self.key, self.alg, self.aad_scope)
 
 
+_AES_GCM_KEY_LEN = {1: 16, 2: 24, 3: 32}
+HDR_IV, HDR_PARTIAL_IV = 5, 6
+
+
+def _enc_structure(protected: bytes, aad: bytes) -> bytes:
+    """Enc_structure for COSE_Encrypt0 (RFC 9052 §5.3)."""
+    return cbor2.dumps(["Encrypt0", protected, aad])
+
+
+def _full_iv(base_iv: bytes, partial_iv: bytes) -> bytes:
+    """RFC 9052 §3.1: left-pad the Partial IV to the Base IV's length and XOR them."""
+    if len(partial_iv) > len(base_iv):
+        raise MalformedSecurityBlock("COSE Partial IV is longer than the key's Base IV")
+    padded = bytes(len(base_iv) - len(partial_iv)) + partial_iv
+    return bytes(a ^ b for a, b in zip(base_iv, padded))
+
+
+@dataclass(frozen=True)
+class _PreparedEncrypt0:
+    parameters: tuple[Pair, ...]
+    key: SymmetricKey = field(repr=False)
+    alg: int
+    aad_scope: dict[int, int]
+    partial_iv: bytes | None
+
+    def encrypt(self, scope: OperationScope) -> tuple[bytes, tuple[Pair, ...]]:
+        if scope.target is None:
+            raise ForbiddenOperation("RFC 9172 §3.8: a BCB must not target the primary block")
+        unprotected: dict[int, Any] = {cose.HDR_KID: self.key.name.encode()}
+        if self.partial_iv is not None:
+            if self.key.base_iv is None:
+                raise ForbiddenOperation(f"key {self.key.name!r} has no Base IV for a Partial IV")
+            iv = _full_iv(self.key.base_iv, self.partial_iv)
+            unprotected[HDR_PARTIAL_IV] = self.partial_iv
+        else:
+            iv = os.urandom(12)
+            unprotected[HDR_IV] = iv
+        protected = cbor2.dumps({cose.HDR_ALG: self.alg})
+        aad = _enc_structure(protected, external_aad(scope, self.aad_scope))
+        sealed = AESGCM(self.key.material).encrypt(iv, bytes(scope.target.data), aad)
+        msg = cbor2.dumps([protected, unprotected, None], canonical=True)
+        return sealed, ((RESULT_ENCRYPT0, msg),)
+
+
+@dataclass(frozen=True)
+class CoseEncrypt0:
+    """Security source: encrypt targets with a shared AES-GCM key (COSE_Encrypt0, detached).
+
+    A fresh random 12-byte IV per target is carried in header 5. ``partial_iv`` (with a key
+    that has a ``base_iv``) exists to reproduce the draft's example; never reuse one.
+    """
+
+    key: SymmetricKey
+    alg: int = 3
+    aad_scope: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_AAD_SCOPE))
+    partial_iv: bytes | None = None
+    context_id: int = CONTEXT_ID
+
+    def __post_init__(self) -> None:
+        if _AES_GCM_KEY_LEN.get(self.alg) != len(self.key.material):
+            raise ForbiddenOperation(
+                f"COSE alg {self.alg} needs a {_AES_GCM_KEY_LEN.get(self.alg, '?')}-byte key; "
+                f"{self.key.name!r} has {len(self.key.material)}"
+            )
+
+    def prepare(self) -> _PreparedEncrypt0:
+        return _PreparedEncrypt0(_scope_param(self.aad_scope), self.key, self.alg,
+                                 self.aad_scope, self.partial_iv)
+
+
 def _additional_headers(asb: AbstractSecurityBlock) -> tuple[bytes, dict[Any, Any]]:
     prot = asb.parameter(PARAM_ADDL_PROTECTED, b"")
     unprot = asb.parameter(PARAM_ADDL_UNPROTECTED, b"")
@@ -271,4 +349,41 @@ class CoseHandler:
         results: tuple[Pair, ...],
         keys: KeyResolver,
     ) -> bytes:
-        raise MalformedSecurityBlock("COSE confidentiality (COSE_Encrypt0) is not supported")
+        if scope.target is None:
+            raise MalformedSecurityBlock("COSE context: a BCB cannot target the primary block")
+        aad_scope = _check_aad_scope(asb.parameter(PARAM_AAD_SCOPE, DEFAULT_AAD_SCOPE))
+        addl_protected, addl_headers = _additional_headers(asb)
+        usable = [v for rid, v in results if rid == RESULT_ENCRYPT0]
+        if len(usable) != 1:
+            raise MalformedSecurityBlock("COSE context: a BCB target needs one COSE_Encrypt0")
+        msg = cose.decode_message(usable[0], n_items=3)
+        alg = msg.alg
+        if type(alg) is not int or alg not in _AES_GCM_KEY_LEN:
+            raise MalformedSecurityBlock(f"COSE_Encrypt0: unsupported algorithm {alg!r}")
+        headers = {**addl_headers, **msg.unprotected, **msg.protected_map}
+        iv, partial = headers.get(HDR_IV), headers.get(HDR_PARTIAL_IV)
+        if (iv is None) == (partial is None) or not isinstance(iv or partial, bytes):
+            raise MalformedSecurityBlock("COSE_Encrypt0 needs exactly one of IV / Partial IV")
+        aad = _enc_structure(msg.protected, external_aad(scope, aad_scope, addl_protected))
+        data = bytes(scope.target.data)
+        candidates = keys.symmetric_keys(CONTEXT_ID, asb.source, msg.kid(addl_headers))
+        if not candidates:
+            raise KeyNotFound(f"no AES key for {asb.source}")
+        for key in candidates:
+            if len(key.material) != _AES_GCM_KEY_LEN[alg]:
+                continue
+            nonce = iv
+            if partial is not None:
+                if key.base_iv is None:
+                    continue
+                nonce = _full_iv(key.base_iv, partial)
+            if not 8 <= len(nonce) <= 128:
+                raise MalformedSecurityBlock("COSE_Encrypt0: unusable IV length")
+            try:
+                return AESGCM(key.material).decrypt(nonce, data, aad)
+            except InvalidTag:
+                continue
+        raise SecurityCheckFailed(
+            f"COSE_Encrypt0 decryption failed for block {scope.target_number}",
+            scope.target_number,
+        )
