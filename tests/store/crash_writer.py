@@ -1,13 +1,16 @@
-"""Child process for the kill -9 test: write bundles as fast as possible, report each ack.
+"""The writer killed by the kill -9 test: put bundles as fast as possible, report each ack.
 
-Usage: ``python crash_writer.py STORE_DIR FIRST_SEQ``. Many concurrent producers put through
-the group-commit path; after each ``put`` returns (the bundle is durable) the child prints
-``ack <seq>`` and flushes, so the parent knows exactly which bundles were acknowledged.
+``run(path, first_seq, fd)`` opens the store, runs many concurrent producers through the
+group-commit path and, after each ``put`` returns (the bundle is durable), writes
+``ack <seq>`` to ``fd`` — so the parent knows exactly which bundles were acknowledged. The test
+forks it (no interpreter start-up per round); it also runs standalone:
+``python crash_writer.py STORE_DIR FIRST_SEQ`` (acks on stdout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -25,23 +28,23 @@ def payload_size(seq: int) -> int:
     return 64 + (seq * 997) % 1500
 
 
-async def producer(store: AsyncBundleStore, first: int, index: int) -> None:
+async def _producer(store: AsyncBundleStore, first: int, index: int, fd: int) -> None:
     seq = first + index
-    out = sys.stdout
     while True:
         bid, wire, bundle = make_wire(seq, payload_size=payload_size(seq))
         await store.put(bid, wire, meta_for(bundle, queue=f"ipn:{seq % 3}.0"))
-        out.write(f"ack {seq}\n")
-        out.flush()
+        os.write(fd, b"ack %d\n" % seq)
         seq += PRODUCERS
 
 
-async def main(path: str, first: int) -> None:
+async def _main(path: str, first: int, fd: int) -> None:
     store = AsyncBundleStore(LmdbBundleStore(path, max_bytes=1 << 30))
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    await asyncio.gather(*(producer(store, first, i) for i in range(PRODUCERS)))
+    await asyncio.gather(*(_producer(store, first, i, fd) for i in range(PRODUCERS)))
+
+
+def run(path: str, first: int, fd: int) -> None:
+    asyncio.run(_main(path, first, fd))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    run(sys.argv[1], int(sys.argv[2]), sys.stdout.fileno())
