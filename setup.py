@@ -52,13 +52,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any build failure degrades to pure Python
+        except Exception as exc:  # any build failure degrades to pure Python
             print(f"WARNING: waystation Cython extensions not built: {exc}", file=sys.stderr)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"WARNING: could not build {ext.name}: {exc}", file=sys.stderr)
 
 
