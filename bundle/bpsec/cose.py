@@ -158,6 +158,8 @@ def sign(private: PrivateKey, alg: int, to_be_signed: bytes) -> bytes:
 
 def verify_signature(public: PublicKey, alg: Any, to_be_signed: bytes, signature: bytes) -> bool:
     """True if ``signature`` verifies; False for a wrong signature or a key/alg mismatch."""
+    if type(alg) is not int or not isinstance(signature, bytes):
+        return False  # a hostile header may carry any CBOR item here
     try:
         if alg in (ALG_EDDSA, ALG_ED25519) and isinstance(public, ed25519.Ed25519PublicKey):
             public.verify(signature, to_be_signed)

@@ -198,9 +198,9 @@ def _insert(blocks: list[CanonicalBlock], block: CanonicalBlock, position: int) 
 
 
 def _fresh_number(bundle: Bundle, taken: Collection[int] = ()) -> int:
+    """One more than the highest block number in use (never 0 or 1)."""
     used = {b.number for b in bundle.blocks} | set(taken)
-    n = max(used | {1}) + 1
-    return n
+    return max(used | {1}) + 1
 
 
 # --------------------------------------------------------------------------- security source

@@ -81,3 +81,28 @@ def test_corrupted_block_data_gets_a_verdict(block: int, flips: list[tuple[int, 
         assert bytes(verdict.bundle.payload) == bytes(make_bundle().payload)
     else:
         assert verdict.reason_code in (8, 12, 13, 15, 16)
+
+
+SIGN_ONLY = protect_wire(encode(make_bundle()), SecurityPolicy.default(["ipn:1.0"]), KEYS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), min_size=1,
+                   max_size=3),
+    cut=st.one_of(st.none(), st.integers(0, 150)),
+)
+def test_corrupted_cose_bib_gets_a_verdict(flips: list[tuple[int, int]], cut: int | None) -> None:
+    from waystation.bundle.bpsec.policy import apply_inbound_policy
+
+    from ._bundles import decode
+
+    bundle = decode(SIGN_ONLY)
+    (bib,) = [b for b in bundle.blocks if b.block_type == 11]
+    data = bytearray(bib.data)
+    for index, mask in flips:
+        data[index % len(data)] ^= mask
+    bib.data = bytes(data if cut is None else data[:cut])
+    verdict = apply_inbound_policy(bundle, SecurityPolicy.default(["ipn:3.0"]), KEYS)
+    if not verdict.accepted:
+        assert verdict.reason_code in (8, 12, 13, 15, 16)
