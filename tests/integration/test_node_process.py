@@ -229,6 +229,9 @@ def test_two_node_processes_forward_over_tcpcl(tmp_path: Path) -> None:
                 time.sleep(0.1)
             assert cb.status()["bundles"]["waiting"] == 1
         with a.client() as ca:
+            deadline = time.monotonic() + 10  # the final XFER_ACK may still be on its way
+            while ca.status()["counters"]["forwarded"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
             status = ca.status()
             assert status["counters"]["forwarded"] == 2
             assert any(link.get("peer") == "dtn://bravo/" for link in status["links"])
