@@ -527,6 +527,32 @@ cdef Py_ssize_t _check_crc(const uint8_t *b, Py_ssize_t n, Py_ssize_t start, Py_
     return end
 
 
+# Ints are immutable, and consecutive bundles tend to repeat their lifetime and (within a
+# millisecond burst) creation time: reuse the last int object of each such field.
+cdef struct IntMemo:
+    uint64_t value
+    PyObject *obj
+
+cdef IntMemo _memo_ctime, _memo_seq, _memo_lifetime
+memset(&_memo_ctime, 0, sizeof(IntMemo))
+memset(&_memo_seq, 0, sizeof(IntMemo))
+memset(&_memo_lifetime, 0, sizeof(IntMemo))
+
+
+cdef inline object _int(uint64_t value, IntMemo *memo):
+    if value < 256:
+        return value  # CPython's small-int cache
+    cdef object obj
+    if memo.obj != NULL and memo.value == value:
+        return <object>memo.obj
+    obj = value  # (typed as object: an inferred C local would store a temporary)
+    Py_INCREF(obj)
+    Py_XDECREF(memo.obj)
+    memo.obj = <PyObject *>obj
+    memo.value = value
+    return obj
+
+
 cdef object _decode_primary(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos,
                             PrimaryInfo *info):
     cdef Py_ssize_t start = pos[0]
@@ -574,7 +600,8 @@ cdef object _decode_primary(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize
     info.frag_offset = frag_offset
     info.adu_length = adu_length
     return _new_primary(flags, crc_type, destination, source, report_to,
-                        _new_timestamp(ctime, seq), lifetime, py_frag, py_adu)
+                        _new_timestamp(_int(ctime, &_memo_ctime), _int(seq, &_memo_seq)),
+                        _int(lifetime, &_memo_lifetime), py_frag, py_adu)
 
 
 cdef object _decode_canonical(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos,
