@@ -71,6 +71,8 @@ def build_bundle(
     added anyway when the creation time is 0. Extension blocks passed in keep their numbers if
     unique; ours take the next free numbers after them.
     """
+    if isinstance(payload, bytearray):
+        payload = bytes(payload)  # a mutable buffer could change under the bundle
     src = _eid(source)
     dst = _eid(destination)
     if creation is None:

@@ -36,7 +36,7 @@ def _select() -> tuple[ModuleType, str]:
             raise ImportError("WAYSTATION_REQUIRE_EXT=1 contradicts WAYSTATION_PUREPYTHON=1")
         return _pycodec, "python"
     try:
-        from waystation.ext import fastcodec  # type: ignore[attr-defined]
+        from waystation.ext import fastcodec  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
         if require:
             raise ImportError(

@@ -163,7 +163,7 @@ def reassemble(fragments: Iterable[Bundle]) -> Bundle:
         if offset == 0 and first is None:
             first = f
         overlap = min(end, covered) - offset
-        if overlap > 0 and adu[offset : offset + overlap] != data[:overlap]:
+        if overlap > 0 and memoryview(adu)[offset : offset + overlap] != data[:overlap]:
             raise ReassemblyError(
                 f"overlapping fragments disagree at bytes {offset}..{offset + overlap}"
             )

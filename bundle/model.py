@@ -177,7 +177,7 @@ class HopCount(NamedTuple):
     """Content of a Hop Count block (§4.4.3)."""
 
     limit: int
-    count: int
+    count: int  # type: ignore[assignment]  # the RFC's name; shadows tuple.count on purpose
 
     @property
     def exceeded(self) -> bool:
