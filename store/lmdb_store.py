@@ -207,6 +207,8 @@ class LmdbBundleStore:
             if verify != "none":
                 self._check_size()
             self._dbs = self._open_dbs(fresh)
+            self._db_meta = self._dbs["meta"]
+            self._db_data = self._dbs["data"]
         except BaseException:
             self._env.close()
             raise
@@ -423,23 +425,27 @@ class LmdbBundleStore:
     def _put_in(
         self, txn: Any, state: _Counters, key: bytes, wire: bytes, meta: BundleMeta
     ) -> BundleMeta:
-        dbs = self._dbs
+        # The hot path (one call per bundle): locals instead of attribute chains, and the
+        # quota's error path only when a limit is actually crossed.
         check_meta(meta)
         size = len(wire)
         seq = state.seq + 1
-        try:
-            self.quota.check(state.count, state.bytes, size)
-        except StoreFull:
-            if txn.get(key, db=dbs["meta"]) is not None:
-                raise DuplicateBundle(key) from None  # the more useful answer
-            raise
+        quota = self.quota
+        if (quota.max_count is not None and state.count >= quota.max_count) or (
+            quota.max_bytes is not None and state.bytes + size > quota.max_bytes
+        ):
+            if txn.get(key, db=self._db_meta) is not None:
+                raise DuplicateBundle(key)  # the more useful answer
+            quota.check(state.count, state.bytes, size)
         packed, checksum = stored_record(meta, wire, seq)
         # overwrite=False doubles as the duplicate check: nothing is written if the key exists
-        if not txn.put(key, packed, db=dbs["meta"], overwrite=False):
+        if not txn.put(key, packed, db=self._db_meta, overwrite=False):
             raise DuplicateBundle(key)
-        txn.put(key, wire, db=dbs["data"])
+        put = txn.put
+        put(key, wire, db=self._db_data)
+        dbs = self._dbs
         for name, ix, value in _index_keys(key, meta, seq):
-            txn.put(ix, value, db=dbs[name])
+            put(ix, value, db=dbs[name])
         state.seq = seq
         state.count += 1
         state.bytes += size
