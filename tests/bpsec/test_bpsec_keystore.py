@@ -101,3 +101,30 @@ def test_running_node_sees_key_changes(tmp_path: Path) -> None:
     assert [t.name for t in node_view.trusted()] == ["peer"]  # no restart needed
     first = node_view.identity()
     assert node_view.identity() is first  # parsed once, then cached
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        ("trusted.json", b"{not json"),
+        ("trusted.json", b"[1, 2]"),
+        ("trusted.json", b'{"x": {"public_key": "garbage", "node": null}}'),
+        ("trusted.json", b'{"x": 5}'),
+        ("identity.pem", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+        ("symmetric/s.key", b"not hex\n"),
+    ],
+)
+def test_corrupt_key_files_give_precise_errors(tmp_path: Path, filename: str,
+                                               content: bytes) -> None:
+    store = KeyStore(tmp_path)
+    (tmp_path / "symmetric").mkdir(parents=True)
+    path = tmp_path / filename
+    path.write_bytes(content)
+    os.chmod(path, 0o600)
+    with pytest.raises(KeyStoreError):
+        if filename == "trusted.json":
+            store.trusted()
+        elif filename == "identity.pem":
+            store.identity()
+        else:
+            store.symmetric("s")
