@@ -1102,6 +1102,11 @@ cdef bytes _fast_encode_bundle(object bundle):
     blocks = _field(bundle, _OFF_B[1])
     if not PyList_CheckExact(blocks) or PyList_GET_SIZE(blocks) == 0:
         raise _Defer()
+    # The reference checks "payload block last" before anything else: so must we, before any
+    # error that is raised here directly rather than by the reference (a released memoryview).
+    last = <object>PyList_GET_ITEM(blocks, PyList_GET_SIZE(blocks) - 1)
+    if type(last) is not _T_CANONICAL or _u64(_field(last, _OFF_C[0])) != 1:
+        raise _Defer()
     memset(pe.eid_obj, 0, sizeof(pe.eid_obj))
     try:
         _prepare_primary(_field(bundle, _OFF_B[0]), &pe)

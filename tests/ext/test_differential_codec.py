@@ -229,3 +229,21 @@ def test_public_names_match_reference(pure: ModuleType, fast: ModuleType) -> Non
 def test_fast_paths_active(fast: ModuleType) -> None:
     """The model still fits the slot-filling fast path (else the twin silently slows down)."""
     assert all(fast.FAST_PATHS.values()), fast.FAST_PATHS
+
+
+def test_error_order_released_view_before_missing_payload(
+    pure: ModuleType, fast: ModuleType
+) -> None:
+    """The reference checks "payload last" first, even before a block's unreadable data."""
+    released = memoryview(b"abc")
+    released.release()
+    primary = PrimaryBlock(
+        0, 1, IpnEID(2, 1), IpnEID(3, 1), IpnEID(3, 0), CreationTimestamp(9, 1), 1
+    )
+    for blocks in (
+        [CanonicalBlock(200, 2, 0, 0, released), CanonicalBlock(201, 3, 0, 0, b"")],
+        [CanonicalBlock(200, 2, 0, 0, released), CanonicalBlock(1, 1, 0, 0, b"")],
+    ):
+        bundle = Bundle(primary, blocks)
+        assert_same(outcome(pure.encode_bundle, bundle), outcome(fast.encode_bundle, bundle))
+        assert outcome(fast.encode_bundle, bundle)[0] == "error"
