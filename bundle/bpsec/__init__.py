@@ -45,6 +45,7 @@ from waystation.bundle.bpsec.keys import (
     fingerprint,
     key_id,
 )
+from waystation.bundle.bpsec.keystore import KeyStore, KeyStoreError, MemoryKeys
 from waystation.bundle.bpsec.operations import (
     Outcome,
     SecurityBlock,
@@ -53,6 +54,15 @@ from waystation.bundle.bpsec.operations import (
     decrypt,
     security_blocks,
     verify_integrity,
+)
+from waystation.bundle.bpsec.policy import (
+    InboundVerdict,
+    SecurityPolicy,
+    SecurityRule,
+    apply_inbound_policy,
+    apply_outbound_policy,
+    check_wire,
+    protect_wire,
 )
 
 __all__ = [
@@ -65,17 +75,23 @@ __all__ = [
     "CoseMac0",
     "CoseSign1",
     "ForbiddenOperation",
+    "InboundVerdict",
     "KeyNotFound",
     "KeyResolver",
+    "KeyStore",
+    "KeyStoreError",
     "LocalSecurityError",
     "MalformedSecurityBlock",
+    "MemoryKeys",
     "MissingSecurity",
     "Outcome",
     "PolicyError",
     "RemoteSecurityError",
     "SecurityBlock",
     "SecurityCheckFailed",
+    "SecurityPolicy",
     "SecurityReason",
+    "SecurityRule",
     "SigningKey",
     "StaticKeys",
     "SymmetricKey",
@@ -83,11 +99,15 @@ __all__ = [
     "UnknownSecurityContext",
     "add_confidentiality",
     "add_integrity",
+    "apply_inbound_policy",
+    "apply_outbound_policy",
+    "check_wire",
     "decode_asb",
     "decrypt",
     "encode_asb",
     "fingerprint",
     "key_id",
+    "protect_wire",
     "security_blocks",
     "verify_integrity",
 ]
