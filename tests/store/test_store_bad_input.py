@@ -101,6 +101,7 @@ def test_weird_arguments(make_store: Any, script: list[Any]) -> None:
                 getattr(store, name)(*args[: METHODS[name]])
         except (StoreError, TypeError):
             pass
-    assert store.get(bid) == wire or not store.contains(bid)
+    if store.contains(bid):  # a sweep may legitimately have expired it
+        assert store.get(bid) == wire
     if hasattr(store, "check"):
         assert store.check() == []
