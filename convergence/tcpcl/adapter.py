@@ -333,7 +333,14 @@ class TcpclConnection(asyncio.BufferedProtocol):
         fn: Callable[..., Any] | None = getattr(self.handler, name, None)
         if fn is None:
             return None
-        return fn(self, *args)
+        if name == "bundle_received":
+            return fn(self, *args)  # _on_bundle turns its failures into a refusal
+        try:
+            return fn(self, *args)
+        except Exception:
+            # A broken observer must not take the protocol down with it.
+            log.exception("TCPCL handler %s failed", name)
+            return None
 
     def _on_bundle(self, event: ev.TransferReceived) -> None:
         self.counters["bundles_received"] += 1
