@@ -247,3 +247,19 @@ def test_non_shortest_scheme_code_accepted_as_valid_cbor() -> None:
     # (Hardy rejects this; we accept and re-encode canonically.) Deviation noted in docs/bundle.md.
     eid = eid_from_cbor(bytes.fromhex("821801672f2f6e6f64652f"))
     assert eid.to_cbor().hex() == "8201672f2f6e6f64652f"
+
+
+def test_crc16_stdlib_path_equals_table_definition() -> None:
+    import os
+
+    from waystation.bundle.crc import crc16_x25, crc16_x25_table
+
+    for n in (0, 1, 2, 3, 17, 64, 255, 1000):
+        data = os.urandom(n)
+        assert crc16_x25(data) == crc16_x25_table(data)
+        assert crc16_x25(memoryview(data)) == crc16_x25_table(data)
+        assert crc16_x25(data[n // 2 :], crc16_x25(bytearray(data[: n // 2]))) == crc16_x25_table(
+            data
+        )
+        seed = crc16_x25_table(b"seed")
+        assert crc16_x25(data, seed) == crc16_x25_table(data, seed)
