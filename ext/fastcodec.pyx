@@ -229,11 +229,16 @@ cdef uint64_t _read_array_head(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, 
 
 cdef inline uint64_t _uint(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, str what) except? 0xFFFFFFFFFFFFFFFF:
     """pycodec._uint: an unsigned integer in any valid length."""
-    cdef Head h
     cdef Py_ssize_t p = pos[0]
-    if p < n and b[p] < 24:
+    if p < n and b[p] < 24:  # small ints: inlined, no error check needed
         pos[0] = p + 1
         return b[p]
+    return _uint_slow(b, n, pos, what)
+
+
+cdef uint64_t _uint_slow(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, str what) except? 0xFFFFFFFFFFFFFFFF:
+    cdef Head h
+    cdef Py_ssize_t p = pos[0]
     _read_head(b, n, p, &h)
     if h.major != 0 or h.indef:
         raise DecodeError(p, f"{what}: expected an unsigned integer")
