@@ -96,7 +96,7 @@ MARKER_FILE = "waystation-store.json"
 _U64 = struct.Struct(">Q")
 _DBS = ("data", "meta", "ix_dest", "ix_exp", "ix_queue", "ix_local", "ix_adu", "dellog", "info")
 _MIN_MAP = 64 << 20
-_UNLIMITED_MAP = 1 << 40  # virtual address space only: LMDB does not preallocate the file
+_UNLIMITED_MAP = 16 << 30  # address space only (no file preallocation); grows by doubling
 _PER_BUNDLE_OVERHEAD = 2048  # meta + five index entries + B-tree slack, generous
 _CORRUPT_ERRORS: tuple[type[BaseException], ...] = (
     lmdb.CorruptedError,

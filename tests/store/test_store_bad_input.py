@@ -105,3 +105,4 @@ def test_weird_arguments(make_store: Any, script: list[Any]) -> None:
         assert store.get(bid) == wire
     if hasattr(store, "check"):
         assert store.check() == []
+    store.close()  # hypothesis runs many examples per fixture: do not pile up open maps

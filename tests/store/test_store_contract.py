@@ -366,3 +366,4 @@ def test_random_operations_keep_indexes_consistent(make_store: Any, ops: list[An
     assert s.bytes == sum(m.size for m in everything.values())
     if hasattr(store, "check"):
         assert store.check() == []
+    store.close()  # hypothesis runs many examples per fixture: do not pile up open maps
