@@ -146,7 +146,9 @@ def map_size_for(max_bytes: int | None, max_count: int | None) -> int:
     """An LMDB map size that a store within its quota cannot fill (see module docstring)."""
     if max_bytes is None:
         return _UNLIMITED_MAP
-    count_bound = max_count if max_count is not None else max(1, max_bytes // 64)
+    # Without a count quota assume bundles average >= 256 bytes; a store of tinier bundles may
+    # still need the map to grow, which is handled (and costs only a brief pause).
+    count_bound = max_count if max_count is not None else max(1, max_bytes // 256)
     return max(_MIN_MAP, 2 * max_bytes + count_bound * _PER_BUNDLE_OVERHEAD + _MIN_MAP)
 
 
