@@ -9,6 +9,8 @@ GIL). For each payload size:
   on asyncio: it is what TCPCL costs *minus* the protocol.
 - **stream**: the same raw protocol with an unbounded window -- a throughput ceiling for
   Python on this loopback, not a fair comparison (nothing waits for acknowledgements).
+- **socket** (1 MiB only): plain blocking sockets, two threads, 1 MiB ``sendall`` into
+  ``recv_into`` -- the loopback's raw TCP throughput from Python, for scale.
 - **tcpcl**: ``TcpclConnection.send_nowait`` with the same window; a transfer counts when its
   final XFER_ACK arrives (the receiver accepts synchronously, i.e. it stores nothing). Plain
   TCP, no TLS; ``--tls`` adds a TLS run with certificates made on the fly.
@@ -157,6 +159,37 @@ async def _run_tcpcl(port: int, size: int, count: int, window: int, ctx) -> floa
     return dt
 
 
+def plain_socket_mb_s(seconds: float = 1.0) -> float:
+    """Raw loopback TCP from Python: blocking sockets, 1 MiB writes, receiver thread."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    total = 0
+
+    def sink() -> None:
+        nonlocal total
+        conn, _ = srv.accept()
+        view = memoryview(bytearray(1 << 20))
+        while n := conn.recv_into(view):
+            total += n
+        conn.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    s = socket.create_connection(srv.getsockname())
+    block = bytes(1 << 20)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        s.sendall(block)
+    s.shutdown(socket.SHUT_WR)
+    t.join()
+    dt = time.perf_counter() - t0
+    s.close()
+    srv.close()
+    return total / dt / 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -210,6 +243,7 @@ def main() -> None:
                     results.setdefault((label, kind), []).append(count / dt)
 
     asyncio.run(run_all())
+    sock = statistics.median(plain_socket_mb_s() for _ in range(args.repeat))
     for p in procs:
         p.terminate()
 
@@ -222,6 +256,8 @@ def main() -> None:
         for kind in kinds:
             rate = statistics.median(results[(label, kind)])
             print(f"{label:8} {kind:6} {rate:12,.0f} {rate * size / 1e6:9.1f} {rate / raw:7.2f}")
+    tcpcl_mb = statistics.median(results[("1 MiB", "tcpcl")]) * (1 << 20) / 1e6
+    print(f"1 MiB    socket {'':>12} {sock:9.1f} {'':>7}   (tcpcl = {tcpcl_mb / sock:.0%} of it)")
     small = statistics.median(results[("1 KiB", "tcpcl")])
     large_ratio = statistics.median(results[("1 MiB", "tcpcl")]) / statistics.median(
         results[("1 MiB", "raw")]

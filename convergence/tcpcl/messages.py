@@ -433,6 +433,54 @@ def _decode_extensions(
     return tuple(items)
 
 
+def decode_segment_header(
+    buf: bytes | bytearray | memoryview,
+    pos: int = 0,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    base: int = 0,
+) -> tuple[int, int, tuple[ExtensionItem, ...], int, int] | None:
+    """Decode an XFER_SEGMENT (§5.2.2) up to its Data Length, without needing the data.
+
+    Returns ``(transfer_id, flags, extensions, data_start, data_length)`` or ``None`` if the
+    header itself is incomplete. Lets a receiver stream a large segment's data into place
+    instead of buffering the whole message first.
+    """
+    have = len(buf) - pos
+    if have < 10:
+        return None
+    flags = buf[pos + 1]
+    (tid,) = _Q.unpack_from(buf, pos + 2)
+    cur = pos + 10
+    extensions: tuple[ExtensionItem, ...] = ()
+    if flags & _START:
+        if len(buf) - cur < 4:
+            return None
+        (ext_len,) = _L.unpack_from(buf, cur)
+        if ext_len > limits.max_extensions_length:
+            raise MessageDecodeError(
+                base + cur,
+                f"transfer extension items length {ext_len} exceeds our limit "
+                f"{limits.max_extensions_length}",
+                term_reason=SessTermReason.RESOURCE_EXHAUSTION,
+            )
+        cur += 4
+        if len(buf) - cur < ext_len:
+            return None
+        extensions = _decode_extensions(buf, cur, cur + ext_len, base, "transfer")
+        cur += ext_len
+    if len(buf) - cur < 8:
+        return None
+    (data_len,) = _Q.unpack_from(buf, cur)
+    if data_len > limits.max_segment_data:
+        raise MessageDecodeError(
+            base + cur,
+            f"XFER_SEGMENT data length {data_len} exceeds our Segment MRU "
+            f"{limits.max_segment_data}",
+            term_reason=SessTermReason.RESOURCE_EXHAUSTION,
+        )
+    return tid, flags, extensions, cur + 8, data_len
+
+
 def decode_message(
     buf: bytes | bytearray | memoryview,
     pos: int = 0,
@@ -451,39 +499,10 @@ def decode_message(
         return None
     mtype = buf[pos]
     if mtype == _XFER_SEGMENT:
-        if have < 10:
+        head = decode_segment_header(buf, pos, limits, base)
+        if head is None:
             return None
-        flags = buf[pos + 1]
-        (tid,) = _Q.unpack_from(buf, pos + 2)
-        cur = pos + 10
-        extensions: tuple[ExtensionItem, ...] = ()
-        if flags & _START:
-            if len(buf) - cur < 4:
-                return None
-            (ext_len,) = _L.unpack_from(buf, cur)
-            if ext_len > limits.max_extensions_length:
-                raise MessageDecodeError(
-                    base + cur,
-                    f"transfer extension items length {ext_len} exceeds our limit "
-                    f"{limits.max_extensions_length}",
-                    term_reason=SessTermReason.RESOURCE_EXHAUSTION,
-                )
-            cur += 4
-            if len(buf) - cur < ext_len:
-                return None
-            extensions = _decode_extensions(buf, cur, cur + ext_len, base, "transfer")
-            cur += ext_len
-        if len(buf) - cur < 8:
-            return None
-        (data_len,) = _Q.unpack_from(buf, cur)
-        if data_len > limits.max_segment_data:
-            raise MessageDecodeError(
-                base + cur,
-                f"XFER_SEGMENT data length {data_len} exceeds our Segment MRU "
-                f"{limits.max_segment_data}",
-                term_reason=SessTermReason.RESOURCE_EXHAUSTION,
-            )
-        cur += 8
+        tid, flags, extensions, cur, data_len = head
         if len(buf) - cur < data_len:
             return None
         data = bytes(buf[cur : cur + data_len])
@@ -603,6 +622,7 @@ __all__ = [
     "XferSegment",
     "decode_contact_header",
     "decode_message",
+    "decode_segment_header",
     "encode_contact_header",
     "encode_extensions",
     "encode_message",

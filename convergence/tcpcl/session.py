@@ -67,6 +67,7 @@ from .messages import (
     XferSegment,
     decode_contact_header,
     decode_message,
+    decode_segment_header,
     encode_contact_header,
     encode_message,
     encode_segment_header,
@@ -244,6 +245,10 @@ class Session:
         self._rbuf = bytearray()
         self._rbase = 0  # stream offset of _rbuf[0], for error messages
         self._events: list[ev.Event] = []
+        # (target, filled, (transfer ID, flags, extensions)) while a large segment streams in
+        self._stream: tuple[bytearray, int, tuple[int, int, tuple[ExtensionItem, ...]]] | None = (
+            None
+        )
         self._limits = DecodeLimits(max_segment_data=config.segment_mru)
         self.peer_contact: ContactHeader | None = None
         self.peer_init: SessInit | None = None
@@ -340,7 +345,8 @@ class Session:
         self._check(Input.CONNECTION_LOST)
         if self.state is State.CLOSED:
             return self._take_events()
-        truncated = bool(self._rbuf)
+        truncated = bool(self._rbuf) or self._stream is not None
+        self._stream = None
         clean = self._term_sent and self._term_received
         self._rbuf = bytearray()
         if truncated:
@@ -545,6 +551,30 @@ class Session:
         pos = 0
         end = len(buf)
         while pos < end and self.state is not State.CLOSED:
+            if self._stream is not None:
+                # Filling a large segment's data in place (no re-parsing, no buffer growth).
+                target, filled, head = self._stream
+                n = min(len(target) - filled, end - pos)
+                target[filled : filled + n] = buf[pos : pos + n]
+                pos += n
+                filled += n
+                if filled < len(target):
+                    self._stream = (target, filled, head)
+                    return pos
+                self._stream = None
+                tid, flags, exts = head
+                self._dispatch(XferSegment(tid, flags, bytes(target), exts), now)
+                continue
+            if buf[pos] == 1 and self.state in (State.ESTABLISHED, State.ENDING):
+                head = decode_segment_header(buf, pos, self._limits, self._rbase)
+                if head is not None:
+                    tid, flags, exts, data_start, data_len = head
+                    if data_len >= _STREAM_THRESHOLD and end - data_start < data_len:
+                        target = bytearray(data_len)
+                        have = end - data_start
+                        target[:have] = buf[data_start:end]
+                        self._stream = (target, have, (tid, flags, exts))
+                        return end
             if self.state in (State.CONTACT_WAIT, State.CONTACT_SENT):
                 header = decode_contact_header(
                     buf[pos : pos + CONTACT_HEADER_LEN], self._rbase + pos
@@ -853,6 +883,7 @@ class Session:
             self.state = State.CLOSED
             return
         self.state = State.CLOSED
+        self._stream = None
         self._terminated_reported = True
         self._negotiation_deadline = None
         self._term_deadline = None
@@ -879,6 +910,7 @@ _DISPATCH = {
     MsgReject: (Input.RECV_MSG_REJECT, Session._on_msg_reject),
 }
 
+_STREAM_THRESHOLD = 256 * 1024  # segments this large are filled in place as they arrive
 _SINGLE_SEGMENT = struct.Struct(">BBQLQ")  # type, flags, transfer ID, ext length 0, data length
 _FINAL_ACK = struct.Struct(">BBQQ")
 

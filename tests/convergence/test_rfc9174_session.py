@@ -368,3 +368,26 @@ def test_transition_table_covers_every_state() -> None:
     assert states_with_exits == set(State)
     for (_, inp), targets in TRANSITIONS.items():
         assert isinstance(inp, Input) and targets
+
+
+@pytest.mark.parametrize("chunk", [1000, 65536, 300_001])
+def test_large_segment_streams_in_place_under_any_chunking(chunk: int) -> None:
+    a, p = established(p_cfg=SessionConfig("dtn://p/", segment_mru=1 << 20))
+    big = bytes(range(256)) * 4000 + b"tail"  # > 1 MiB: two segments, both streamed
+    tid = a.send_transfer(big, 0.0)
+    small = a.send_transfer(b"after", 0.0)
+    wire = a.data_to_send()
+    events = []
+    for i in range(0, len(wire), chunk):
+        events += p.receive_data(wire[i : i + chunk], 0.0)
+    got = of_type(events, ev.TransferReceived)
+    assert [(e.transfer_id, e.data) for e in got] == [(tid, big), (small, b"after")]
+
+
+def test_connection_lost_inside_a_streamed_segment_is_truncation() -> None:
+    a, p = established()
+    a.send_transfer(bytes(600_000), 0.0)
+    wire = a.data_to_send()
+    p.receive_data(wire[:400_000], 0.0)
+    with pytest.raises(RemoteProtocolError, match="truncated"):
+        p.connection_lost(0.0)
