@@ -133,6 +133,12 @@ def human(size: int) -> str:
     )
 
 
+def _crc_path() -> str:
+    if fastcodec.CRC32C_CLMUL:
+        return "PCLMULQDQ folding (>= 512 B) + SSE4.2 crc32"
+    return "SSE4.2 crc32, 3 streams" if fastcodec.CRC32C_HARDWARE else "slicing-by-8"
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -146,7 +152,7 @@ def machine() -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return (
         f"{cpu}, {os.cpu_count()} CPUs, load {load}; Python {platform.python_version()}; "
-        f"CRC-32C {'SSE4.2 (3 streams)' if fastcodec.CRC32C_HARDWARE else 'slicing-by-8'}"
+        f"CRC-32C {_crc_path()}"
     )
 
 

@@ -10,9 +10,13 @@
  *   - CRC-16 uses slicing-by-8 tables: it is only used for small blocks in practice, but a
  *     1 MiB payload with CRC-16 must not fall to byte-at-a-time speed either.
  *   - CRC-32C uses the SSE4.2 crc32 instruction when the CPU has it (checked at run time, so
- *     one binary runs everywhere). The instruction has a 3-cycle latency but 1-cycle throughput,
- *     so long buffers are split into three independent streams that are combined afterwards
- *     with a "shift by N zero bytes" operator (CRC linearity). Otherwise slicing-by-8.
+ *     one binary runs everywhere). On many cores the instruction has a 3-cycle latency but
+ *     1-cycle throughput, so long buffers are split into three independent streams that are
+ *     combined afterwards with a "shift by N zero bytes" operator (CRC linearity).
+ *   - From 512 bytes on, when the CPU also has PCLMULQDQ, carry-less-multiply folding is used
+ *     instead: on the development machine (AMD EPYC VM) the crc32 instruction's throughput is
+ *     the limit (three streams gained only ~20 %: 5.9 GB/s) while folding reached 9.5 GB/s.
+ *   - Otherwise slicing-by-8.
  *
  * All state is built once by ws_crc_init() (called at module import); the tables are read-only
  * afterwards, so the functions are safe to call without the GIL.
@@ -26,6 +30,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define WS_CRC_HAVE_X86 1
 #include <nmmintrin.h>
+#include <wmmintrin.h>
 #else
 #define WS_CRC_HAVE_X86 0
 #endif
@@ -45,6 +50,11 @@ static uint32_t ws_crc32c_table[8][256];
 static uint32_t ws_crc32c_zeros_long[4][256];
 static uint32_t ws_crc32c_zeros_short[4][256];
 static int ws_crc_have_sse42 = 0;
+static int ws_crc_have_pclmul = 0;
+/* Folding constants for the carry-less-multiply path, as 33-bit reflected values (bit i is the
+ * coefficient of x^(32-i)): x^(D+32) and x^(D-32) mod P for a fold distance of D bits. */
+static uint64_t ws_crc32c_k512[2];
+static uint64_t ws_crc32c_k128[2];
 static int ws_crc_ready = 0;
 
 static inline uint64_t ws_load_le64(const unsigned char *p) {
@@ -73,6 +83,16 @@ static uint32_t ws_crc32c_x8n(size_t n) {
     uint32_t p = (uint32_t)1 << 31; /* x^0 */
     size_t i;
     for (i = 0; i < 8 * n; i++) {
+        p = (p & 1) ? (p >> 1) ^ WS_CRC32C_POLY : p >> 1;
+    }
+    return p;
+}
+
+/* x^m mod P in reflected order (bit 31 = x^0). */
+static uint32_t ws_crc32c_xpow(size_t m) {
+    uint32_t p = (uint32_t)1 << 31;
+    size_t i;
+    for (i = 0; i < m; i++) {
         p = (p & 1) ? (p >> 1) ^ WS_CRC32C_POLY : p >> 1;
     }
     return p;
@@ -118,9 +138,14 @@ static void ws_crc_init(void) {
     }
     ws_crc32c_zeros_build(ws_crc32c_zeros_long, WS_CRC32C_LONG);
     ws_crc32c_zeros_build(ws_crc32c_zeros_short, WS_CRC32C_SHORT);
+    ws_crc32c_k512[0] = (uint64_t)ws_crc32c_xpow(512 + 32) << 1;
+    ws_crc32c_k512[1] = (uint64_t)ws_crc32c_xpow(512 - 32) << 1;
+    ws_crc32c_k128[0] = (uint64_t)ws_crc32c_xpow(128 + 32) << 1;
+    ws_crc32c_k128[1] = (uint64_t)ws_crc32c_xpow(128 - 32) << 1;
 #if WS_CRC_HAVE_X86
     __builtin_cpu_init();
     ws_crc_have_sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    ws_crc_have_pclmul = (ws_crc_have_sse42 && __builtin_cpu_supports("pclmul")) ? 1 : 0;
 #endif
     ws_crc_ready = 1;
 }
@@ -232,8 +257,55 @@ __attribute__((target("sse4.2"))) static uint32_t ws_crc32c_update_hw(
 }
 #endif
 
+#if WS_CRC_HAVE_X86 && defined(__x86_64__)
+/* Carry-less-multiply folding (PCLMULQDQ), for long buffers: four 128-bit lanes are folded
+ * forward over each 64-byte block, then into one lane, whose 16 bytes are congruent to
+ * everything processed so far; the crc32 instruction finishes that lane and the tail.
+ * Folding a lane L = A*x^64 + B (A = its first 8 bytes) forward by D bits:
+ *   L * x^D == clmul(A, x^(D+32) mod P) + clmul(B, x^(D-32) mod P)   (reflected, see k512) */
+__attribute__((target("sse4.2,pclmul"))) static inline __m128i ws_fold(__m128i x, __m128i k) {
+    return _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11));
+}
+
+__attribute__((target("sse4.2,pclmul"))) static uint32_t ws_crc32c_update_clmul(
+    uint32_t crc, const unsigned char *p, size_t n) {
+    __m128i k512 = _mm_set_epi64x((long long)ws_crc32c_k512[1], (long long)ws_crc32c_k512[0]);
+    __m128i k128 = _mm_set_epi64x((long long)ws_crc32c_k128[1], (long long)ws_crc32c_k128[0]);
+    __m128i x0 = _mm_loadu_si128((const __m128i *)(p + 0));
+    __m128i x1 = _mm_loadu_si128((const __m128i *)(p + 16));
+    __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 32));
+    __m128i x3 = _mm_loadu_si128((const __m128i *)(p + 48));
+    uint64_t c, lo, hi;
+    x0 = _mm_xor_si128(x0, _mm_cvtsi32_si128((int)crc)); /* the register enters as the first bits */
+    p += 64;
+    n -= 64;
+    while (n >= 64) {
+        x0 = _mm_xor_si128(ws_fold(x0, k512), _mm_loadu_si128((const __m128i *)(p + 0)));
+        x1 = _mm_xor_si128(ws_fold(x1, k512), _mm_loadu_si128((const __m128i *)(p + 16)));
+        x2 = _mm_xor_si128(ws_fold(x2, k512), _mm_loadu_si128((const __m128i *)(p + 32)));
+        x3 = _mm_xor_si128(ws_fold(x3, k512), _mm_loadu_si128((const __m128i *)(p + 48)));
+        p += 64;
+        n -= 64;
+    }
+    x1 = _mm_xor_si128(ws_fold(x0, k128), x1);
+    x2 = _mm_xor_si128(ws_fold(x1, k128), x2);
+    x3 = _mm_xor_si128(ws_fold(x2, k128), x3);
+    lo = (uint64_t)_mm_cvtsi128_si64(x3);
+    hi = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(x3, x3));
+    c = _mm_crc32_u64(0, lo);
+    c = _mm_crc32_u64(c, hi);
+    return ws_crc32c_update_hw((uint32_t)c, p, n);
+}
+#endif
+
+/* Below this many bytes the crc32 instruction alone is faster than setting up the folding. */
+#define WS_CRC32C_CLMUL_MIN 512
+
 static inline uint32_t ws_crc32c_update(uint32_t crc, const unsigned char *p, size_t n) {
 #if WS_CRC_HAVE_X86 && defined(__x86_64__)
+    if (ws_crc_have_pclmul && n >= WS_CRC32C_CLMUL_MIN) {
+        return ws_crc32c_update_clmul(crc, p, n);
+    }
     if (ws_crc_have_sse42) {
         return ws_crc32c_update_hw(crc, p, n);
     }
@@ -243,6 +315,16 @@ static inline uint32_t ws_crc32c_update(uint32_t crc, const unsigned char *p, si
 
 static inline uint32_t ws_crc32c(const unsigned char *p, size_t n) {
     return ws_crc32c_update(0xffffffffu, p, n) ^ 0xffffffffu;
+}
+
+/* The crc32-instruction path only (no carry-less multiply), for tests; software without SSE4.2. */
+static inline uint32_t ws_crc32c_update_insn(uint32_t crc, const unsigned char *p, size_t n) {
+#if WS_CRC_HAVE_X86 && defined(__x86_64__)
+    if (ws_crc_have_sse42) {
+        return ws_crc32c_update_hw(crc, p, n);
+    }
+#endif
+    return ws_crc32c_update_sw(crc, p, n);
 }
 
 /* Software-only entry point, so tests can check the fallback against the hardware path. */

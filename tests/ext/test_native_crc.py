@@ -19,6 +19,7 @@ EDGE_LENGTHS = sorted(
     {0, 1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65}
     | {3 * 256 + d for d in (-9, -8, -1, 0, 1, 7, 8, 9)}
     | {3 * 8192 + d for d in (-8, -1, 0, 1, 8)}
+    | {512 + d for d in (-1, 0, 1, 15, 16, 63, 64, 65)}  # carry-less-multiply threshold
     | {2 * 3 * 8192 + 3 * 256 + 5}
 )
 
@@ -36,6 +37,7 @@ def test_lengths_and_alignments_match_reference(fast: ModuleType, length: int) -
         view = memoryview(blob)[offset : offset + length]
         expected32 = fast.crc32c_software(view)
         assert fast.crc32c(view) == expected32
+        assert fast.crc32c_instruction(view) == expected32
         if length <= 4096:  # the pure reference runs at a few MB/s
             assert expected32 == pycrc.crc32c(view)
             assert fast.crc16_x25(view) == pycrc.crc16_x25(view)
@@ -47,10 +49,10 @@ def test_large_buffer_crc16_against_reference(fast: ModuleType) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.binary(max_size=2000), st.integers(0, 2000))
+@given(st.binary(max_size=3000), st.integers(0, 3000))
 def test_chaining(fast: ModuleType, data: bytes, cut: int) -> None:
     cut = min(cut, len(data))
-    for func in (fast.crc16_x25, fast.crc32c, fast.crc32c_software):
+    for func in (fast.crc16_x25, fast.crc32c, fast.crc32c_software, fast.crc32c_instruction):
         assert func(data[cut:], func(data[:cut])) == func(data)
     assert fast.crc32c(data[cut:], fast.crc32c(data[:cut])) == pycrc.crc32c(data)
     assert fast.crc16_x25(data[cut:], fast.crc16_x25(data[:cut])) == pycrc.crc16_x25(data)
@@ -89,3 +91,5 @@ def test_reports_hardware_path(fast: ModuleType) -> None:
     flags = cpuinfo.read_text() if cpuinfo.exists() else ""
     if " sse4_2" in flags:
         assert fast.CRC32C_HARDWARE is True
+        if " pclmulqdq" in flags:
+            assert fast.CRC32C_CLMUL is True
