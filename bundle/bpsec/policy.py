@@ -10,8 +10,9 @@ The node calls:
 * :func:`apply_outbound_policy` on a bundle it originates (or forwards): source rules add BIBs,
   then BCBs — so a BCB over a signed payload also encrypts the signature (RFC 9172 §3.9);
 * :func:`apply_inbound_policy` on a received bundle: it gets an :class:`InboundVerdict`. At the
-  bundle's destination, acceptor rules decrypt (BCBs first, RFC 9172 §5.1) and verify-and-remove;
-  elsewhere verifier rules verify and leave the blocks. A *required* operation that is missing
+  bundle's destination, acceptor rules decrypt (BCBs first, RFC 9172 §5.1) and verify-and-remove,
+  and a payload still encrypted afterwards rejects the bundle (15, or 13 for an unknown
+  context); elsewhere verifier rules verify and leave the blocks. A *required* operation that is missing
   rejects with reason 12, a failed one with 15, an unknown context with 13, conflicting blocks
   with 16 (RFC 9172 §11.2). The node deletes a rejected bundle, logs it, and sends a status
   report with ``verdict.reason_code`` if the bundle asked for deletion reports.
@@ -60,7 +61,9 @@ from waystation.bundle.bpsec.errors import (
     BPSecError,
     MissingSecurity,
     PolicyError,
+    SecurityCheckFailed,
     SecurityReason,
+    UnknownSecurityContext,
 )
 from waystation.bundle.bpsec.keys import SigningKey, StaticKeys, SymmetricKey, TrustedKey
 from waystation.bundle.bpsec.operations import (
@@ -416,6 +419,7 @@ def apply_inbound_policy(
                 events.extend(ConfidentialityAccepted(o.target, o.security_block, o.context_id,
                                                       o.source) for o in outcomes)
                 _require(conf_rules, bundle, outcomes)
+            _payload_readable(bundle)
         int_rules = [r for r in rules if r.service == "integrity"]
         if int_rules:
             wanted = {t for r in int_rules for t in _target_numbers(bundle, r.targets)}
@@ -432,6 +436,27 @@ def apply_inbound_policy(
     except BundleError as exc:
         return _reject(bundle, SecurityReason.BLOCK_UNINTELLIGIBLE, str(exc), events)
     return InboundVerdict(True, bundle, events=tuple(events))
+
+
+def _payload_readable(bundle: Bundle) -> None:
+    """At the destination the payload must not still be ciphertext (RFC 9172 §5.1.1).
+
+    Delivering an encrypted payload as if it were the application data would be silent
+    corruption; a BCB we have no rule (or no key) for is a failed operation here, or an
+    unknown one when we do not even know its context.
+    """
+    for sb in security_blocks(bundle):
+        if sb.is_bib or sb.asb is None or 1 not in sb.asb.targets:
+            continue
+        if sb.asb.context_id not in CONTEXT_IDS.values():
+            raise UnknownSecurityContext(
+                f"payload is encrypted by BCB {sb.number} with unknown context "
+                f"{sb.asb.context_id}"
+            )
+        raise SecurityCheckFailed(
+            f"payload is encrypted by BCB {sb.number} (context {sb.asb.context_id}) and no "
+            "acceptor rule of this node decrypts it", 1
+        )
 
 
 def _require(rules: Sequence[SecurityRule], bundle: Bundle, outcomes: Sequence[Outcome]) -> None:

@@ -156,3 +156,13 @@ def test_waypoint_rules_skip_what_is_already_secured() -> None:
         {"role": "source", "context": "bib-hmac-sha2", "key": "w", "source": "ipn:1.*"}]})
     again = apply_outbound_policy(secured, waypoint, keys, originated=False)
     assert encode(again) == encode(secured)
+
+
+def test_destination_never_delivers_an_encrypted_payload(tmp_path: Path) -> None:
+    # C has no rule (or key) for A's encryption: rejecting beats delivering ciphertext.
+    a, _, c = nodes(tmp_path)
+    sealed = apply_outbound_policy(make_bundle(), SecurityPolicy.from_config(["ipn:1.0"],
+                                                                             ENCRYPT_TO_C), a)
+    verdict = apply_inbound_policy(sealed, SecurityPolicy.default(["ipn:3.0"]), c)
+    assert (verdict.accepted, verdict.reason_code) == (False, 15)
+    assert "no acceptor rule" in verdict.reason
