@@ -345,11 +345,14 @@ class LmdbBundleStore:
         if self._readonly:
             err = StoreError(f"{self.path}: opened read-only")
             return [err for _ in ops]
+        fast = True
         for _attempt in range(8):
             self._enter_reader()
             grow: bool | None = None  # True: double the map; False: adopt another's growth
             try:
-                return self._apply_once(ops)
+                return self._apply_once(ops, fast=fast)
+            except _SlowPath:  # a duplicate hid in a bulk put: redo the batch one op at a time
+                fast = False
             except lmdb.MapFullError:
                 grow = True
             except lmdb.MapResizedError:  # another process grew the map
@@ -366,7 +369,7 @@ class LmdbBundleStore:
         full = StoreFull("store map still full after growing")
         return [full for _ in ops]
 
-    def _apply_once(self, ops: Sequence[StoreOp]) -> list[Any]:
+    def _apply_once(self, ops: Sequence[StoreOp], *, fast: bool = True) -> list[Any]:
         dbs = self._dbs
         try:
             txn = self._env.begin(write=True, buffers=False)
@@ -377,11 +380,21 @@ class LmdbBundleStore:
         try:
             state = _Counters.load(txn, dbs["info"])
             results: list[Any] = []
-            for op in ops:
+            i, n = 0, len(ops)
+            while i < n:
+                if fast and isinstance(ops[i], PutOp):
+                    j = i + 1
+                    while j < n and isinstance(ops[j], PutOp):
+                        j += 1
+                    if j - i > 1:
+                        results.extend(self._put_run(txn, state, ops[i:j]))  # type: ignore[arg-type]
+                        i = j
+                        continue
                 try:
-                    results.append(self._apply_op(txn, state, op))
+                    results.append(self._apply_op(txn, state, ops[i]))
                 except (StoreError, TypeError) as exc:
                     results.append(exc)
+                i += 1
             state.save(txn, dbs["info"])
         except BaseException as exc:
             txn.abort()
@@ -452,6 +465,66 @@ class LmdbBundleStore:
         state.count += 1
         state.bytes += size
         return fill_in(meta, size, seq, checksum)
+
+    def _put_run(self, txn: Any, state: _Counters, run: Sequence[PutOp]) -> list[Any]:
+        """Many consecutive puts with one ``putmulti`` per sub-database.
+
+        Same outcome as ``_put_in`` for each op, but py-lmdb is entered a handful of times per
+        batch instead of five times per bundle. That matters beyond the call overhead: each
+        py-lmdb call releases the GIL, and under load the event loop then holds it for up to a
+        switch interval, so per-put calls convoy behind the loop. Duplicates are detected by
+        ``putmulti(overwrite=False)`` counting fewer additions than items; then the batch is
+        redone op by op (``_SlowPath``), which reports exactly which ones.
+        """
+        results: list[Any] = [None] * len(run)
+        quota = self.quota
+        max_count, max_bytes = quota.max_count, quota.max_bytes
+        count, used, seq = state.count, state.bytes, state.seq
+        meta_items: list[tuple[bytes, bytes]] = []
+        data_items: list[tuple[bytes, bytes]] = []
+        ix_items: dict[str, list[tuple[bytes, bytes]]] = {}
+        accepted: list[tuple[int, BundleMeta, int, int, int]] = []
+        seen: set[bytes] = set()
+        for i, op in enumerate(run):
+            key, wire = op.key, op.wire
+            try:
+                meta = check_meta(op.meta)
+                size = len(wire)
+                if (max_count is not None and count >= max_count) or (
+                    max_bytes is not None and used + size > max_bytes
+                ):
+                    if key in seen:
+                        raise _SlowPath
+                    if txn.get(key, db=self._db_meta) is not None:
+                        raise DuplicateBundle(key)
+                    quota.check(count, used, size)
+                packed, checksum = stored_record(meta, wire, seq + 1)
+            except (StoreError, TypeError) as exc:
+                results[i] = exc
+                continue
+            seq += 1
+            count += 1
+            used += size
+            seen.add(key)
+            meta_items.append((key, packed))
+            data_items.append((key, wire))
+            for name, ix, value in _index_keys(key, meta, seq):
+                ix_items.setdefault(name, []).append((ix, value))
+            accepted.append((i, meta, size, seq, checksum))
+        if meta_items:
+            with txn.cursor(db=self._db_meta) as cur:
+                _, added = cur.putmulti(meta_items, dupdata=False, overwrite=False)
+            if added != len(meta_items):
+                raise _SlowPath
+            with txn.cursor(db=self._db_data) as cur:
+                cur.putmulti(data_items, dupdata=False)
+            for name, items in ix_items.items():
+                with txn.cursor(db=self._dbs[name]) as cur:
+                    cur.putmulti(items, dupdata=False)
+        state.count, state.bytes, state.seq = count, used, seq
+        for i, meta, size, seq_i, checksum in accepted:
+            results[i] = fill_in(meta, size, seq_i, checksum)
+        return results
 
     def _load_meta(self, txn: Any, key: bytes) -> BundleMeta:
         raw = txn.get(key, db=self._dbs["meta"])
@@ -765,6 +838,10 @@ class LmdbBundleStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _SlowPath(Exception):
+    """Internal: abort this transaction and apply the batch one operation at a time."""
 
 
 class _Counters:
