@@ -358,6 +358,9 @@ cdef object _decode_eid(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize_t *
             pos[0] = end
             is_null[0] = entry.is_null
             return <object>entry.eid
+    if PyBytes_Check(buf) or PyByteArray_Check(buf):
+        # The reference hands decode_eid_cbor a memoryview of the input: so do we (on a miss).
+        buf = PyMemoryView_FromObject(buf)
     eid, after = _decode_eid_cbor(buf, start)
     pos[0] = after
     null = bool(eid.is_null)
@@ -777,7 +780,7 @@ cdef bint _previous_node_ok(const uint8_t *d, Py_ssize_t n):
     """model.parse_previous_node would succeed (a whole, valid EID)."""
     cdef Py_ssize_t pos = 0
     cdef bint is_null
-    data = PyBytes_FromStringAndSize(<const char *>d, n)
+    data = memoryview(PyBytes_FromStringAndSize(<const char *>d, n))
     try:
         _decode_eid(data, d, n, &pos, &is_null)
     except BundleError:

@@ -5,6 +5,7 @@ heavy collision, and the call signatures."""
 from __future__ import annotations
 
 import gc
+import sys
 from types import ModuleType
 
 import pytest
@@ -83,3 +84,33 @@ def test_many_blocks_take_the_heap_path(pure: ModuleType, fast: ModuleType) -> N
     data = pure.encode_bundle(bundle)
     assert fast.encode_bundle(bundle) == data
     assert fast.decode_bundle(data) == bundle == pure.decode_bundle(data)
+
+
+def test_threads_share_the_caches_safely(pure: ModuleType, fast: ModuleType) -> None:
+    """Concurrent decodes and encodes (the GIL switches inside cache misses) stay exact."""
+    import threading
+
+    cases = []
+    for n in range(400):
+        src = IpnEID(n + 1, n % 5) if n % 3 else DtnEID(f"n{n}", "x")
+        bundle = make(bytes([n % 256]) * (n % 40), src, crc=n % 3 or 1)
+        cases.append((bundle, pure.encode_bundle(bundle)))
+    failures: list[str] = []
+
+    def worker(offset: int) -> None:
+        for i in range(len(cases) * 3):
+            bundle, data = cases[(i * 7 + offset) % len(cases)]
+            if fast.decode_bundle(data) != bundle or fast.encode_bundle(bundle) != data:
+                failures.append(f"case {(i * 7 + offset) % len(cases)}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures
