@@ -92,10 +92,19 @@ def test_dijkstra_matches_time_expanded_brute_force_on_random_plans() -> None:
             _check_feasible(r, plan, t0, size)
             assert (r.arrival_ms, r.hops) == expected, (plan, src, dst, t0, size)
             routed += 1
-        # the single-label tree gets the same arrival times
+        # the single-label tree gets the same arrival times; the vectorised layered search
+        # (used on large graphs) the same arrival and hop count
         tree = g.tree(src, t0, size=size, pareto=False)
+        layered = g.search_layers(src, t0, size=size).get(dst)
         if expected is not None:
             assert tree[dst].arrival_ms == expected[0]
+            assert layered is not None
+            lr = g.make_route(src, layered, t0, size)
+            assert lr is not None
+            _check_feasible(lr, plan, t0, size)
+            assert (lr.arrival_ms, lr.hops) == expected
+        else:
+            assert layered is None
         checked += 1
     assert checked == 3000 and routed > 1000
 

@@ -180,3 +180,19 @@ def test_contacts_without_range_are_skipped_unless_defaulted() -> None:
     assert ContactGraph(plan).best_route(1, 2, 0) is None
     r = ContactGraph(plan, missing_range_owlt_ms=0).best_route(1, 2, 0)
     assert r is not None and r.arrival_ms == 0
+
+
+def test_layered_search_reproduces_reference_scenarios(refdata: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vectorised search used on large plans gives the same answers as the heap search."""
+    monkeypatch.setattr(ContactGraph, "LAYERED_THRESHOLD", 0)
+    g, _ = _hdtn(refdata, "cgrTutorial.json")
+    routes = g.k_routes(1, 5, 0, 10)
+    assert [x.arrival_ms // 1000 for x in routes] == [3, 4, 11, 31, 31, 51, 51]
+    assert [x.next_hop for x in routes[:3]] == [3, 2, 5]
+    g, _ = _hdtn(refdata, "contactPlan_RoutingTest.json")
+    r = g.best_route(1, 4, 0)
+    assert r is not None and r.arrival_ms == 12_000 and r.next_hop == 2
+    g, _ = _hdtn(refdata, "50nodes.json")
+    r = g.best_route(20, 40, 0)
+    assert r is not None and r.arrival_ms == 2000 and r.next_hop in {3513, 3545}
