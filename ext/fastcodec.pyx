@@ -183,6 +183,10 @@ cdef inline int _head(const uint8_t *b, Py_ssize_t n, Py_ssize_t pos, Head *h) n
     """Read one CBOR head at ``pos`` (any valid argument length) without raising."""
     cdef uint8_t ib, ai
     cdef int size
+    h.major = 0  # defined even on failure (and no -Wmaybe-uninitialized noise)
+    h.indef = False
+    h.arg = 0
+    h.end = pos
     if pos >= n:
         return H_EOF
     ib = b[pos]
