@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import sys
@@ -149,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    load = os.getloadavg()[0]
     print(
         f"durable puts, {args.producers} asyncio producers, median of {args.repeat} "
-        f"(raw py-lmdb: same bytes, same batch size, sync=True)"
+        f"(raw py-lmdb: same bytes, same batch size, sync=True); load average {load:.1f}"
     )
     print(
         f"{'payload':>8} {'wire':>6} {'n':>6} | {'store/s':>9} {'MB/s':>7} | "
