@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 C_KM_S = 299_792.458
+#: Longest prediction window accepted (TLEs are useless beyond a few weeks anyway).
+MAX_HOURS = 24 * 31
 EARTH_RADIUS_KM = 6378.137
 _JD_DTN_EPOCH = 2451544.5  # 2000-01-01T00:00:00 UTC as a Julian date
 _TS: Any = None
@@ -457,6 +459,8 @@ def find_passes(
     rise/set matter, as for contact plans)."""
     if not end_s > start_s:
         raise OrbitError("the prediction window is empty")
+    if end_s - start_s > MAX_HOURS * 3600:
+        raise OrbitError(f"the prediction window is longer than {MAX_HOURS} h")
     if not 0 < step_s <= 120:
         raise OrbitError("step_s must be in (0, 120] s (longer steps can miss LEO passes)")
     recs = [s.satrec if isinstance(s, Tle) else s for s in sats]
@@ -626,6 +630,8 @@ def find_isl_windows(
         return []
     if not end_s > start_s:
         raise OrbitError("the prediction window is empty")
+    if end_s - start_s > MAX_HOURS * 3600 or not 0 < step_s <= 120:
+        raise OrbitError(f"window longer than {MAX_HOURS} h or step outside (0, 120] s")
     n = math.ceil((end_s - start_s) / step_s) + 1
     grid = start_s + step_s * np.arange(n)
     grid[-1] = min(grid[-1], end_s)
@@ -702,8 +708,8 @@ def compute_plan(
     step_s: float = 30.0,
 ) -> ContactPlan:
     """Contacts (both directions) and ranges for every pass and ISL window in the window."""
-    if not hours > 0:
-        raise OrbitError("hours must be positive")
+    if not 0 < hours <= MAX_HOURS:
+        raise OrbitError(f"hours must be in (0, {MAX_HOURS}]")
     start_s = start_ms / 1000.0
     end_s = start_s + hours * 3600.0
     sats = scenario.satellites

@@ -11,10 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from waystation.bundle.dtntime import datetime_to_dtn_ms, dtn_ms_to_datetime
 from waystation.contact_plan import demo_plan
 from waystation.contact_plan.cgr import ContactGraph
-from waystation.contact_plan.errors import OrbitError, PlanFormatError
+from waystation.contact_plan.demo import demo_scenario
+from waystation.contact_plan.errors import ContactPlanError, OrbitError, PlanFormatError
 from waystation.contact_plan.orbits import (
     GroundStation,
     GuardPolicy,
@@ -240,3 +243,28 @@ def test_bad_windows() -> None:
         find_passes([], [st], 10.0, 10.0)
     with pytest.raises(OrbitError):
         find_passes([], [st], 0.0, 10.0, step_s=600)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=6),
+    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(
+        st.sampled_from(["stations", "satellites", "isl", "guard", "node", "lat", "lon", "alt_m",
+                         "name", "norad", "min_elevation_deg", "uplink_rate", "first_node",
+                         "max_range_km", "rate", "base_ms", "per_day_ms"]), ch, max_size=6),
+    max_leaves=25,
+))
+def test_arbitrary_scenarios_fail_only_with_plan_errors(doc: object) -> None:
+    epoch = datetime(2024, 5, 1, tzinfo=UTC)
+    l1, l2 = make_tle(99001, epoch, inclination_deg=60, raan_deg=0, mean_anomaly_deg=0)
+    try:
+        parse_scenario(json.dumps(doc), parse_tles(f"T\n{l1}\n{l2}\n"))
+    except ContactPlanError:
+        pass
+
+
+def test_absurd_windows_are_orbit_errors() -> None:
+    sc = demo_scenario()
+    for hours in (0, -1, float("nan"), 1e9):
+        with pytest.raises(OrbitError):
+            compute_plan(sc, 0, hours)
