@@ -349,6 +349,21 @@ cdef inline uint32_t _fnv1a(const uint8_t *p, Py_ssize_t n) noexcept nogil:
     return h
 
 
+cdef inline EidEntry *_eid_cached(const uint8_t *b, Py_ssize_t n, Py_ssize_t start,
+                                   Py_ssize_t *end) noexcept:
+    """The cache entry holding the EID encoded at ``start`` (``end`` set), or NULL."""
+    cdef Py_ssize_t stop = _scan_eid(b, n, start)
+    cdef Py_ssize_t length = stop - start
+    cdef EidEntry *entry
+    if stop <= 0 or length > EID_KEY_MAX:
+        return NULL
+    entry = &_eid_cache[_fnv1a(b + start, length) & (EID_CACHE_SIZE - 1)]
+    if entry.length == length and entry.eid != NULL and memcmp(entry.key, b + start, length) == 0:
+        end[0] = stop
+        return entry
+    return NULL
+
+
 cdef object _decode_eid(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos,
                         bint *is_null):
     """Decode the EID at ``pos[0]`` (advancing it), like eid.decode_eid_cbor."""
@@ -784,6 +799,8 @@ cdef bint _previous_node_ok(const uint8_t *d, Py_ssize_t n):
     """model.parse_previous_node would succeed (a whole, valid EID)."""
     cdef Py_ssize_t pos = 0
     cdef bint is_null
+    if _eid_cached(d, n, 0, &pos) != NULL:  # seen (and decoded without error) before
+        return pos == n
     data = memoryview(PyBytes_FromStringAndSize(<const char *>d, n))
     try:
         _decode_eid(data, d, n, &pos, &is_null)
