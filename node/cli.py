@@ -38,7 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot match an optional positional that follows options
+    # (`send DEST --report delivery TEXT`): give such a leftover word to ``text``.
+    if (
+        extra
+        and len(extra) == 1
+        and not extra[0].startswith("-")
+        and getattr(args, "text", 0) is None
+    ):
+        args.text = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     func = getattr(args, "func", None)

@@ -58,6 +58,8 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 10.0
 # Outstanding sends in flight before the sync client waits for replies (pipelining window).
 SEND_WINDOW = 512
+# A receiving client hears a keepalive every second; this much silence means the node is gone.
+SILENCE_S = 10.0
 
 
 class ClientError(Exception):
@@ -213,6 +215,7 @@ class Client:
         self._rids = itertools.count(1)
         self._replies: dict[int, Frame] = {}
         self._deliveries: collections.deque[Delivery] = collections.deque()
+        self._last_heard = time.monotonic()
         self.async_errors: list[NodeError] = []
 
     # -- plumbing --------------------------------------------------------------------------
@@ -245,6 +248,7 @@ class Client:
             except zmq.Again:
                 return True
             frame = _decode(data)
+            self._last_heard = time.monotonic()
             if frame.kind == KIND_KEEPALIVE:
                 continue
             if frame.kind == KIND_DELIVERY:
@@ -337,6 +341,7 @@ class Client:
         after ``count``). ``timeout`` bounds the wait for each delivery; ``None`` waits forever.
         """
         self.call("recv", endpoint=endpoint, window=window)
+        self._last_heard = time.monotonic()
         received = 0
         try:
             while count is None or received < count:
@@ -351,14 +356,25 @@ class Client:
                 self._post("stop", {"endpoint": endpoint}, reply=False)
 
     def next_delivery(self, endpoint: str, timeout: float | None) -> Delivery | None:
+        """The next delivery for ``endpoint`` (None after ``timeout`` seconds without one).
+
+        While receiving, the node sends a keepalive every second; silence for
+        ``SILENCE_S`` means the node is gone and raises :class:`NodeUnavailable`.
+        """
         deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
         while True:
             for i, d in enumerate(self._deliveries):
                 if d.endpoint == endpoint:
                     del self._deliveries[i]
                     return d
-            if not self._pump(deadline):
+            now = time.monotonic()
+            if now >= deadline:
                 return None
+            if now - self._last_heard > SILENCE_S:
+                raise NodeUnavailable(
+                    f"the node at {self.endpoint} went silent (no keepalive for {SILENCE_S:.0f} s)"
+                )
+            self._pump(min(deadline, now + 1.0))
 
     # -- admin -------------------------------------------------------------------------------
     def add_route(self, pattern: str, next_hop: str) -> dict[str, Any]:

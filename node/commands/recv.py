@@ -26,6 +26,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
+def describe_admin_record(payload: bytes) -> str:
+    """One readable line for an administrative record (RFC 9171 §6.1 status reports)."""
+    from waystation.bundle.admin import BundleStatusReport, decode_admin_record
+    from waystation.bundle.errors import BundleError
+
+    try:
+        record = decode_admin_record(payload)
+    except BundleError as exc:
+        return f"[undecodable administrative record, {len(payload)} bytes: {exc}]"
+    if not isinstance(record, BundleStatusReport):
+        return f"[administrative record type {record.record_type}, {len(payload)} bytes]"
+    names = ("received", "forwarded", "delivered", "deleted")
+    asserted = []
+    for name in names:
+        item = getattr(record, name)
+        if item.asserted:
+            asserted.append(name + (f" at {item.time_ms}" if item.time_ms is not None else ""))
+    subject = f"{record.source} {record.creation.time_ms} {record.creation.sequence}"
+    return f"status report: {', '.join(asserted) or 'nothing'} - {subject} (reason {record.reason})"
+
+
 def _filename(d: Delivery) -> str:
     src = re.sub(r"[^A-Za-z0-9._-]+", "_", d.source).strip("_")
     return f"{src}-{d.creation_ms}-{d.sequence}.bin"
@@ -64,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.verbose_header:
                     print(f"# from {d.source} at {d.creation_ms}.{d.sequence}", flush=True)
                 if d.admin:
-                    print(f"[administrative record, {len(d.payload)} bytes] {d.payload.hex()}")
+                    print(describe_admin_record(d.payload), flush=True)
                 else:
                     sys.stdout.buffer.write(d.payload)
                     if not d.payload.endswith(b"\n"):

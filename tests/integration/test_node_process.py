@@ -109,6 +109,20 @@ def test_cli_send_then_recv(node: NodeProcess) -> None:
     got = node.cli("recv", "dtn://itest/inbox", "--count", "1")  # no --wait: wait forever
     assert got.returncode == 0, got.stderr
     assert got.stdout == b"hello from the CLI\n"
+    # a delivery status report (RFC 9171 §6.1) to an endpoint of our own; TEXT after options
+    sent = node.cli(
+        "send",
+        "dtn://itest/inbox",
+        "--report",
+        "delivery",
+        "--report-to",
+        "dtn://itest/reports",
+        "tracked",
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert node.cli("recv", "dtn://itest/inbox", "-n", "1").stdout == b"tracked\n"
+    report = node.cli("recv", "dtn://itest/reports", "-n", "1", "--wait", "10")
+    assert report.stdout.decode().startswith("status report: delivered - dtn://itest/ ")
 
 
 def test_cli_file_and_output_dir(node: NodeProcess, tmp_path: Path) -> None:
