@@ -181,7 +181,7 @@ class LmdbBundleStore:
         self._resize_lock = threading.Condition()
         self._readers = 0
         self._resizing = False
-        fresh = self._check_files(create=create and not readonly)
+        fresh, marked = self._check_files(create=create and not readonly)
         if verify == "full" and not fresh:
             verify_store(self.path)
         self._map_size = map_size or map_size_for(max_bytes, max_count)
@@ -211,13 +211,20 @@ class LmdbBundleStore:
             self._dbs = self._open_dbs(fresh)
             self._db_meta = self._dbs["meta"]
             self._db_data = self._dbs["data"]
+            if not marked and not readonly:
+                self._write_marker()
         except BaseException:
             self._env.close()
             raise
 
     # -- opening --------------------------------------------------------------------------
-    def _check_files(self, *, create: bool) -> bool:
-        """Create or recognise the directory; return True for a brand-new store."""
+    def _check_files(self, *, create: bool) -> tuple[bool, bool]:
+        """Create or recognise the directory: (brand-new store?, marker present?).
+
+        The marker file is written only once the environment has been created and stamped
+        with its format, so a crash during creation leaves either nothing or an unmarked
+        store that the next open recognises by its format record.
+        """
         data = self.path / "data.mdb"
         marker = self.path / MARKER_FILE
         if not self.path.exists():
@@ -234,14 +241,15 @@ class LmdbBundleStore:
                 f"{data}: data file is missing or empty, but {MARKER_FILE} says a store "
                 "lived here (truncated or deleted?)"
             )
-        if not has_marker and size > 0:
-            raise StoreCorrupt(f"{self.path}: an LMDB file without {MARKER_FILE}: not our store")
-        if not has_marker:
-            if not create:
-                raise StoreError(f"{self.path}: no store here")
-            marker.write_text(json.dumps({"format": FORMAT.decode()}) + "\n")
-            return True
-        return False
+        if size == 0 and not create:
+            raise StoreError(f"{self.path}: no store here")
+        return size == 0, has_marker
+
+    def _write_marker(self) -> None:
+        marker = self.path / MARKER_FILE
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"format": FORMAT.decode()}) + "\n")
+        os.replace(tmp, marker)
 
     def _check_size(self) -> None:
         """Refuse a data file shorter than its committed meta page says (reads would SIGBUS)."""
@@ -256,31 +264,38 @@ class LmdbBundleStore:
             )
 
     def _open_dbs(self, fresh: bool) -> dict[str, Any]:
+        """Open (or, for a new store, create and stamp) the sub-databases.
+
+        An existing environment is recognised before anything is written to it: a foreign or
+        damaged one must be refused, not "repaired" by creating what is missing.
+        """
         try:
-            if self._readonly:
-                with self._env.begin() as txn:
-                    names = set(self._env.dbs(txn)) if hasattr(self._env, "dbs") else None
-                dbs = {}
-                for name in _DBS:
-                    if names is not None and name.encode() not in names:
-                        raise StoreCorrupt(f"{self.path}: sub-database {name!r} missing")
-                    dbs[name] = self._env.open_db(name.encode(), create=False)
-            else:
+            if fresh:
                 with self._env.begin(write=True) as txn:
                     dbs = {n: self._env.open_db(n.encode(), txn=txn) for n in _DBS}
-                    if fresh and txn.get(b"format", db=dbs["info"]) is None:
-                        txn.put(b"format", FORMAT, db=dbs["info"])
+                    txn.put(b"format", FORMAT, db=dbs["info"])
+                return dbs
             with self._env.begin() as txn:
-                fmt = txn.get(b"format", db=dbs["info"])
+                try:
+                    info = self._env.open_db(b"info", txn=txn, create=False)
+                except lmdb.NotFoundError:
+                    raise StoreCorrupt(
+                        f"{self.path}: an LMDB environment, but not a waystation store"
+                    ) from None
+                fmt = txn.get(b"format", db=info)
+            if fmt != FORMAT:
+                raise StoreCorrupt(f"{self.path}: unknown store format {fmt!r} (want {FORMAT!r})")
+            dbs = {}
+            for name in _DBS:
+                try:
+                    dbs[name] = self._env.open_db(name.encode(), create=False)
+                except lmdb.NotFoundError:
+                    raise StoreCorrupt(f"{self.path}: sub-database {name!r} missing") from None
+            return dbs
         except _CORRUPT_ERRORS as exc:
             raise StoreCorrupt(f"{self.path}: damaged store: {exc}") from exc
-        except lmdb.NotFoundError as exc:
-            raise StoreCorrupt(f"{self.path}: sub-database missing: {exc}") from exc
         except lmdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open sub-databases: {exc}") from exc
-        if fmt != FORMAT:
-            raise StoreCorrupt(f"{self.path}: unknown store format {fmt!r} (want {FORMAT!r})")
-        return dbs
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager

@@ -162,3 +162,26 @@ def test_foreign_directory_is_refused(tmp_path: Path) -> None:
         (tmp_path / "junk").mkdir()
         (tmp_path / "junk" / "data.mdb").write_bytes(os.urandom(20000))
         LmdbBundleStore(tmp_path / "junk")
+
+
+def test_foreign_lmdb_environment_is_refused_untouched(tmp_path: Path) -> None:
+    import lmdb
+
+    env = lmdb.open(str(tmp_path / "other"), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        txn.put(b"hello", b"world")
+    env.close()
+    before = (tmp_path / "other" / "data.mdb").read_bytes()
+    with pytest.raises(StoreCorrupt, match="not a waystation store"):
+        LmdbBundleStore(tmp_path / "other")
+    assert (tmp_path / "other" / "data.mdb").read_bytes() == before
+
+
+def test_store_without_its_marker_is_recognised(tmp_path: Path) -> None:
+    """A crash between creating the environment and writing the marker loses nothing."""
+    path = tmp_path / "store"
+    _filled_store(path, 5)
+    (path / "waystation-store.json").unlink()
+    with LmdbBundleStore(path) as store:
+        assert store.stats().count == 5
+    assert (path / "waystation-store.json").exists()
