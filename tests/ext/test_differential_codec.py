@@ -247,3 +247,95 @@ def test_error_order_released_view_before_missing_payload(
         bundle = Bundle(primary, blocks)
         assert_same(outcome(pure.encode_bundle, bundle), outcome(fast.encode_bundle, bundle))
         assert outcome(fast.encode_bundle, bundle)[0] == "error"
+
+
+# --- RFC rule violations, one per rule of the twin's fast validity check --------------------------
+
+
+def _raw_bundle(pure: ModuleType, primary: PrimaryBlock, blocks: list[CanonicalBlock]) -> bytes:
+    """Encode without any checks on the block list (the payload need not be last)."""
+    return (
+        b"\x9f"
+        + pure.encode_primary_block(primary)
+        + b"".join(pure.encode_canonical_block(b) for b in blocks)
+        + b"\xff"
+    )
+
+
+def _ext(btype: int, number: int, data: bytes) -> CanonicalBlock:
+    return CanonicalBlock(btype, number, 0, 0, data)
+
+
+PREV_NODE = b"\x82\x02\x82\x01\x00"
+HOP_OK = b"\x82\x01\x00"
+
+# rule -> (primary field changes, blocks inserted at the front, payload field changes,
+#          blocks appended after the payload)
+RULE_BREAKERS: dict[
+    str, tuple[dict[str, Any], list[CanonicalBlock], dict[str, Any], list[CanonicalBlock]]
+] = {
+    "duplicate number": ({}, [_ext(200, 1, b"")], {}, []),
+    "duplicate ext number": ({}, [_ext(200, 9, b""), _ext(201, 9, b"")], {}, []),
+    "block number 0": ({}, [_ext(200, 0, b"")], {}, []),
+    "payload number 2": ({}, [], {"number": 3}, []),
+    "number 1 not payload": ({}, [_ext(200, 1, b"")], {"number": 5}, []),
+    "payload not last": ({}, [], {}, [_ext(200, 77, b"")]),
+    "two payloads": ({}, [CanonicalBlock(1, 1, 0, 0, b"x")], {}, []),
+    "hop limit 0": ({}, [_ext(10, 50, b"\x82\x00\x00")], {}, []),
+    "hop limit 256": ({}, [_ext(10, 50, b"\x82\x19\x01\x00\x00")], {}, []),
+    "hop count 3 items": ({}, [_ext(10, 50, b"\x83\x01\x00\x00")], {}, []),
+    "hop count trailing": ({}, [_ext(10, 50, HOP_OK + b"\x00")], {}, []),
+    "two hop counts": ({}, [_ext(10, 50, HOP_OK), _ext(10, 51, HOP_OK)], {}, []),
+    "age trailing": ({}, [_ext(7, 60, b"\x01\x00")], {}, []),
+    "age not uint": ({}, [_ext(7, 60, b"\x41\x00")], {}, []),
+    "age empty": ({}, [_ext(7, 60, b"")], {}, []),
+    "previous node garbage": ({}, [_ext(6, 61, PREV_NODE[:-1])], {}, []),
+    "previous node trailing": ({}, [_ext(6, 61, PREV_NODE + b"\x00")], {}, []),
+    "previous node twice": ({}, [_ext(6, 61, PREV_NODE), _ext(6, 62, PREV_NODE)], {}, []),
+    "previous node ok": ({}, [_ext(6, 61, PREV_NODE)], {}, []),
+    "admin record with reports": ({"flags": 0x2 | 0x4000}, [], {}, []),
+    "anonymous fragmentable": ({"source": DTN_NONE, "flags": 0}, [], {}, []),
+    "anonymous with reports": ({"source": DTN_NONE, "flags": 0x4 | 0x20000}, [], {}, []),
+    "anonymous status time": ({"source": DTN_NONE, "flags": 0x4 | 0x40}, [], {}, []),
+    "anonymous ipn:0.0": ({"source": IpnEID(0, 0), "flags": 0}, [], {}, []),
+    "creation 0 without age": ({"creation": CreationTimestamp(0, 3)}, [], {}, []),
+    "no crc, no bib": ({"crc_type": 0}, [], {}, []),
+    "no crc, bib not on primary": ({"crc_type": 0}, [_ext(11, 70, b"\x81\x01")], {}, []),
+    "no crc, bib on primary": ({"crc_type": 0}, [_ext(11, 70, b"\x82\x01\x00")], {}, []),
+    "no crc, bib garbage": ({"crc_type": 0}, [_ext(11, 70, b"\x82\x00")], {}, []),
+    "fragment past ADU": ({"flags": 1, "fragment_offset": 5, "total_adu_length": 6}, [], {}, []),
+    "fragment fits": (
+        {"flags": 1, "fragment_offset": 0, "total_adu_length": 2**64 - 1},
+        [],
+        {},
+        [],
+    ),
+    "fragment offset huge": (
+        {"flags": 1, "fragment_offset": 2**64 - 1, "total_adu_length": 2**64 - 1},
+        [],
+        {},
+        [],
+    ),
+}
+
+
+VALID_CASES = {"previous node ok", "no crc, bib on primary", "fragment fits"}
+
+
+@pytest.mark.parametrize("rule", sorted(RULE_BREAKERS))
+def test_rule_violations_same_outcome(pure: ModuleType, fast: ModuleType, rule: str) -> None:
+    primary_changes, before, payload_changes, after = RULE_BREAKERS[rule]
+    primary = PrimaryBlock(
+        0, 2, IpnEID(2, 1), IpnEID(3, 1), IpnEID(3, 0), CreationTimestamp(9, 1), 10
+    )
+    payload = CanonicalBlock(1, 1, 0, 2, b"payload")
+    for name, value in primary_changes.items():
+        setattr(primary, name, value)
+    for name, value in payload_changes.items():
+        setattr(payload, name, value)
+    age = [] if rule == "creation 0 without age" else [CanonicalBlock(7, 2, 0, 1, b"\x05")]
+    data = _raw_bundle(pure, primary, [*before, *age, payload, *after])
+    expected = outcome(pure.decode_bundle, data)
+    assert (expected[0] == "ok") == (rule in VALID_CASES), expected  # the case tests its rule
+    assert_same(expected, outcome(fast.decode_bundle, data))
+    assert_decode_same(pure, fast, data, validate=False)
