@@ -11,7 +11,8 @@ Measured in the same run, interleaved:
   against a minimal ROUTER echo process that polls and drains and answers each message at
   once: the cost of the transport and of Python on both ends, nothing else.
 
-The ratio node/raw says how much of the transport ceiling the node reaches. Each is run
+The ratio node/raw says how much of the transport ceiling the node reaches; the node's CPU
+time per bundle (all its threads, from /proc) is less sensitive to a busy host. Each is run
 ``--repeat`` times (alternating); medians are printed. Run:
 ``.venv/bin/python bench/app_socket.py [--count N] [--repeat R]`` (about 20 s).
 """
@@ -80,14 +81,23 @@ def raw_round_trips(endpoint: str, count: int) -> float:
     return count / elapsed
 
 
-def node_submits(endpoint: str, count: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def node_submits(endpoint: str, count: int, pid: int) -> tuple[float, float]:
+    """(bundles/s, node CPU microseconds per bundle)."""
     with Client(endpoint, timeout=30) as c:
         c.send("dtn://nowhere/x", PAYLOAD)  # warm up
+        cpu0 = cpu_seconds(pid)
         start = time.perf_counter()
         results = c.send_many("dtn://nowhere/x", (PAYLOAD for _ in range(count)))
         elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(pid) - cpu0
     assert len(results) == count
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 def start_node(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -132,6 +142,7 @@ def main() -> None:
     args = ap.parse_args()
 
     node_rates: list[float] = []
+    node_cpu: list[float] = []
     raw_rates: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ws-bench-") as tmpname:
         tmp = Path(tmpname)
@@ -146,7 +157,9 @@ def main() -> None:
                 run_dir = tmp / f"node{r}"
                 proc, endpoint = start_node(run_dir)
                 try:
-                    node_rates.append(node_submits(endpoint, args.count))
+                    rate, cpu = node_submits(endpoint, args.count, proc.pid)
+                    node_rates.append(rate)
+                    node_cpu.append(cpu)
                 finally:
                     proc.terminate()
                     proc.wait(20)
@@ -165,6 +178,8 @@ def main() -> None:
     print(f"  raw zmq DEALER/ROUTER round trip : {raw:>10,.0f} msgs/s")
     print(f"  node submit + durable store      : {node:>10,.0f} bundles/s")
     print(f"  ratio node / raw                 : {node / raw:>10.2f}")
+    print(f"  node CPU per bundle (all threads): {statistics.median(node_cpu):>10.0f} us")
+    print(f"  load average during the run      : {os.getloadavg()[0]:>10.2f} (2 vCPU here)")
 
 
 if __name__ == "__main__":
