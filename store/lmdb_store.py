@@ -443,13 +443,20 @@ class LmdbBundleStore:
 
     def _apply_op(self, txn: Any, state: _Counters, op: StoreOp) -> Any:
         if isinstance(op, PutOp):
-            return self._put_in(txn, state, op.key, op.wire, op.meta)
+            return self._put_in(txn, state, bundle_key(op.key), check_wire(op.wire), op.meta)
         if isinstance(op, DeleteOp):
-            return self._delete_in(txn, state, op.key, op.reason, op.disposition, op.now_ms)
+            now_ms = None if op.now_ms is None else check_time(op.now_ms, "now_ms")
+            return self._delete_in(
+                txn, state, bundle_key(op.key), op.reason, op.disposition, now_ms
+            )
         if isinstance(op, UpdateOp):
-            return self._update_in(txn, op.key, op.changes)
+            if not isinstance(op.changes, dict):
+                raise TypeError("UpdateOp.changes must be a dict")
+            return self._update_in(txn, bundle_key(op.key), op.changes)
         if isinstance(op, SweepOp):
-            return self._sweep_in(txn, state, op.now_ms, op.batch)
+            return self._sweep_in(
+                txn, state, check_time(op.now_ms, "now_ms"), check_limit(op.batch) or 0
+            )
         raise TypeError(f"unknown store operation {type(op).__name__}")
 
     def _put_in(
@@ -501,8 +508,9 @@ class LmdbBundleStore:
         accepted: list[tuple[int, BundleMeta, int, int, int]] = []
         seen: set[bytes] = set()
         for i, op in enumerate(run):
-            key, wire = op.key, op.wire
             try:
+                # ops may come straight from a caller (writer.submit), not via put()
+                key, wire = bundle_key(op.key), check_wire(op.wire)
                 meta = check_meta(op.meta)
                 size = len(wire)
                 if (max_count is not None and count >= max_count) or (

@@ -172,3 +172,22 @@ def test_writer_survives_a_backend_that_raises() -> None:
         fut.result(10)
     assert writer.running  # still serving
     writer.close()
+
+
+def test_malformed_raw_ops_fail_alone(backend: Any) -> None:
+    """Ops submitted straight to the writer (as the node does) are checked like put() args."""
+    good = [make_wire(i) for i in range(5)]
+    writer = GroupCommitWriter(backend)
+    bad_ops: list[Any] = [
+        PutOp("not bytes", good[0][1], meta_for(good[0][2])),  # type: ignore[arg-type]
+        PutOp(b"k1", "not bytes", meta_for(good[0][2])),  # type: ignore[arg-type]
+        PutOp(b"k2", good[0][1], {"not": "meta"}),  # type: ignore[arg-type]
+        DeleteOp(b"", 3),
+    ]
+    ops = [*bad_ops, *(PutOp(b.key(), w, meta_for(x)) for b, w, x in good)]
+    results = backend.apply_batch(ops)
+    assert all(isinstance(r, TypeError | StoreError) for r in results[:4])
+    assert all(not isinstance(r, BaseException) for r in results[4:])
+    assert backend.stats().count == 5
+    writer.close()
+    backend.close()
