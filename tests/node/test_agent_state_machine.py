@@ -155,7 +155,7 @@ class AgentMachine(RuleBasedStateMachine):
 
 TestAgentMachine = AgentMachine.TestCase
 TestAgentMachine.settings = settings(
-    max_examples=100,
+    max_examples=80,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

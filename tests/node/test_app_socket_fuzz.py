@@ -96,7 +96,7 @@ frames = st.one_of(st.binary(max_size=80), requests, values.map(lambda v: cbor2.
 
 
 @settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
