@@ -68,3 +68,41 @@ def test_cli_makes_ca_and_certificate_and_shows_node_id(tmp_path: Path, capsys) 
     assert "make-ca" in capsys.readouterr().err
     (tmp_path / "junk.crt").write_bytes(b"junk")
     assert main(["tls", "show", str(tmp_path / "junk.crt")]) == 1
+
+
+def test_node_id_from_a_certificate_made_by_openssl(tmp_path: Path) -> None:
+    """A third-party encoder: the openssl command HDTN documents for TCPCLv4 node certificates
+    (otherName id-on-bundleEID with an IA5String)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl command not installed")
+    crt = tmp_path / "c.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k.pem"),
+            "-out",
+            str(crt),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hdtn-style",
+            "-addext",
+            "subjectAltName = otherName:1.3.6.1.5.5.7.8.11;IA5:ipn:10.0, URI:https://x.example/",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    cert = x509.load_pem_x509_certificate(crt.read_bytes())
+    # The https URI is not a node ID; only dtn:/ipn: URIs and BundleEID otherNames count.
+    assert node_ids_from_certificate(cert) == {"ipn:10.0"}
