@@ -804,7 +804,10 @@ class Session:
             )
         out.acked = ack.acked_length
         self._last_transfer = now
-        if ack.flags & 1 and ack.acked_length == out.total:
+        # Complete once every byte is acknowledged. The ack of the END segment carries END
+        # (§5.2.3 copies the segment's flags), but a peer that leaves it off still acknowledged
+        # the whole transfer, and waiting for a flag it will never send would stall the bundle.
+        if ack.acked_length == out.total:
             del self._outgoing[ack.transfer_id]
             self._events.append(ev.TransferCompleted(ack.transfer_id))
             self._maybe_finish_ending(now)
