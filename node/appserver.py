@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from typing import Any
 
 import zmq
@@ -333,7 +334,21 @@ class AppServer:
 
     def _send(self, peer: Consumer, rid: int, body: dict[str, Any]) -> None:
         destination = self._eid(body, "destination", rid)
-        payload = require(body, "payload", bytes, rid)
+        path = optional(body, "file", str, None, rid)
+        if path is not None:
+            # The node reads the file itself: only over the ipc socket, whose 0700 directory
+            # guarantees the client is the node's own user (a TCP client could be anyone).
+            if peer[0] != 0:
+                raise AppProtocolError(
+                    ErrorCode.BAD_ARGUMENT, "'file' is only accepted over the ipc socket", rid
+                )
+            if "payload" in body:
+                raise AppProtocolError(
+                    ErrorCode.BAD_ARGUMENT, "give 'payload' or 'file', not both", rid
+                )
+            payload = b""
+        else:
+            payload = require(body, "payload", bytes, rid)
         if len(payload) > self.config.max_payload:
             raise AppProtocolError(
                 ErrorCode.PAYLOAD_TOO_LARGE,
@@ -369,8 +384,34 @@ class AppServer:
             report_to=report_to,
             source=source,
         )
-        self.service.submit((peer, rid), req)
+        if path is None:
+            self.service.submit((peer, rid), req)
+        else:
+            self.service._spawn(self._send_file(peer, rid, path, req))
         return None
+
+    async def _send_file(self, peer: Consumer, rid: int, path: str, req: SubmitRequest) -> None:
+        """Read ``path`` off the event loop, then submit it like a payload."""
+        limit = self.config.max_payload
+
+        def read() -> bytes:
+            with open(path, "rb") as fh:
+                data = fh.read(limit + 1)
+            if len(data) > limit:
+                raise AppProtocolError(
+                    ErrorCode.PAYLOAD_TOO_LARGE, f"file {path} exceeds max_payload {limit}", rid
+                )
+            return data
+
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(None, read)
+        except AppProtocolError as exc:
+            self._error(peer, rid, exc.code, exc.message)
+            return
+        except OSError as exc:
+            self._error(peer, rid, ErrorCode.BAD_ARGUMENT, f"cannot read {path}: {exc.strerror}")
+            return
+        self.service.submit((peer, rid), replace(req, payload=data))
 
     def _status(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
         status: dict[str, Any] = self.service.status()

@@ -300,6 +300,24 @@ class Client:
         args = _send_args(destination, payload, lifetime, priority, reports, source, report_to)
         return SendResult.from_body(self.call("send", **args))
 
+    def send_file(
+        self,
+        destination: str,
+        path: str | os.PathLike[str],
+        *,
+        lifetime: float | None = None,
+        priority: str | None = None,
+        reports: Iterable[str] = (),
+        source: str | None = None,
+        report_to: str | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Have the node read ``path`` itself (ipc socket only): no copy through the socket."""
+        args = _send_args(destination, b"", lifetime, priority, reports, source, report_to)
+        del args["payload"]
+        args["file"] = os.path.abspath(path)
+        return SendResult.from_body(self._wait(self._post("send", args), timeout))
+
     def send_many(
         self, destination: str, payloads: Iterable[bytes], **options: Any
     ) -> list[SendResult]:

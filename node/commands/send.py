@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from waystation.appproto import REPORT_KINDS
-from waystation.client import ClientError
+from waystation.client import ClientError, default_endpoint
 from waystation.commands._common import add_client_options, connect, fail, human_bytes, progress
 
 
@@ -47,6 +47,31 @@ def run(args: argparse.Namespace) -> int:
     if args.file is not None and args.text is not None:
         print("waystation send: give TEXT or --file, not both", file=sys.stderr)
         return 2
+    endpoint = args.socket or default_endpoint()
+    if args.file is not None and (endpoint.startswith("ipc://") or "://" not in endpoint):
+        # On the local ipc socket the node reads the file itself (no copy through ZeroMQ).
+        try:
+            size = args.file.stat().st_size
+            with connect(args) as client:
+                if size > 1 << 20 and sys.stderr.isatty():
+                    print(f"submitting {args.file} ({human_bytes(size)})...", file=sys.stderr)
+                result = client.send_file(
+                    args.destination,
+                    args.file,
+                    lifetime=args.lifetime,
+                    priority=args.priority,
+                    reports=args.report,
+                    report_to=args.report_to,
+                    source=args.source,
+                    timeout=max(args.timeout, 10 + size / 20e6),
+                )
+        except OSError as exc:
+            print(f"waystation send: {exc}", file=sys.stderr)
+            return 2
+        except ClientError as exc:
+            return fail(exc)
+        print(result.bundle_id)
+        return 0
     try:
         if args.file is not None:
             payload = _read_file(args.file)

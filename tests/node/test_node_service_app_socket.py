@@ -122,6 +122,8 @@ def test_two_nodes_forward_over_a_loopback_link(tmp_path: Path) -> None:
 def test_garbage_and_bad_requests_get_precise_errors_and_harm_nobody(tmp_path: Path) -> None:
     async def main() -> None:
         node = NodeService(make_config(tmp_path, "g", max_payload=1000))
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"x" * 1001)
         await node.start()
         endpoint = f"ipc://{node.config.socket_path}"
         raw = Raw(endpoint)
@@ -163,6 +165,28 @@ def test_garbage_and_bad_requests_get_precise_errors_and_harm_nobody(tmp_path: P
                     ),
                     ((encode_frame("load_plan", 10, {"path": "/x"}),), "bad-argument"),
                     ((encode_frame("add_link", 11, {"id": "x", "kind": "warp"}),), "not-available"),
+                    (
+                        (
+                            encode_frame(
+                                "send", 12, {"destination": "dtn://x/y", "file": "/nonexistent"}
+                            ),
+                        ),
+                        "bad-argument",
+                    ),
+                    (
+                        (encode_frame("send", 13, {"destination": "dtn://x/y", "file": str(big)}),),
+                        "payload-too-large",
+                    ),
+                    (
+                        (
+                            encode_frame(
+                                "send",
+                                14,
+                                {"destination": "dtn://x/y", "file": str(big), "payload": b""},
+                            ),
+                        ),
+                        "bad-argument",
+                    ),
                 ]
                 for parts, code in cases:
                     reply = await raw.ask(*parts)
