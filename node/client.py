@@ -516,6 +516,23 @@ class AsyncClient:
         args = _send_args(destination, payload, lifetime, priority, reports, source, report_to)
         return SendResult.from_body(await self.call("send", **args))
 
+    async def send_file(
+        self,
+        destination: str,
+        path: str | os.PathLike[str],
+        *,
+        lifetime: float | None = None,
+        priority: str | None = None,
+        reports: Iterable[str] = (),
+        source: str | None = None,
+        report_to: str | None = None,
+    ) -> SendResult:
+        """Async twin of :meth:`Client.send_file` (the node reads the file; ipc only)."""
+        args = _send_args(destination, b"", lifetime, priority, reports, source, report_to)
+        del args["payload"]
+        args["file"] = os.path.abspath(path)
+        return SendResult.from_body(await self.call("send", **args))
+
     async def ack(self, delivery: Delivery) -> None:
         await self._sock.send(
             encode_frame("ack", 0, {"endpoint": delivery.endpoint, "key": delivery.key})
