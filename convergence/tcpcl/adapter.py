@@ -473,8 +473,9 @@ class ReconnectingClient:
     """Keeps one outgoing session to ``host:port`` up: reconnect with exponential backoff.
 
     ``on_up(conn)`` / ``on_down(conn, info)`` bracket each session. Backoff starts at
-    ``initial_backoff``, doubles to ``max_backoff``, has +-25 % jitter, and resets once a
-    session was established.
+    ``initial_backoff``, doubles to ``max_backoff``, has +-25 % jitter, and resets only after a
+    session lasted ``stable_after`` seconds (so a peer that ends every session at once does not
+    cause a reconnect storm).
     """
 
     def __init__(
@@ -487,12 +488,14 @@ class ReconnectingClient:
         *,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        stable_after: float = 10.0,
         on_up: Callable[[TcpclConnection], None] | None = None,
         on_down: Callable[[TcpclConnection | None, str], None] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.config, self.handler, self.ssl_context = config, handler, ssl_context
         self.initial_backoff, self.max_backoff = initial_backoff, max_backoff
+        self.stable_after = stable_after
         self.on_up, self.on_down = on_up, on_down
         self.conn: TcpclConnection | None = None
         self.attempts = 0
@@ -536,15 +539,21 @@ class ReconnectingClient:
                 await asyncio.sleep(backoff * random.uniform(0.75, 1.25))
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            backoff = self.initial_backoff
             self.conn = conn
             self._up.set()
             if self.on_up is not None:
                 self.on_up(conn)
+            started = asyncio.get_running_loop().time()
             info = await conn.wait_closed()
             self._up.clear()
             if self.on_down is not None:
                 self.on_down(conn, (info.error if info else None) or "session closed")
+            if asyncio.get_running_loop().time() - started >= self.stable_after:
+                backoff = self.initial_backoff  # it worked for a while: retry promptly
+            else:
+                # A session that ends at once (wrong peer, policy refusal) must not turn into
+                # a tight reconnect loop: keep backing off.
+                backoff = min(backoff * 2, self.max_backoff)
             if not self._stopping:
                 await asyncio.sleep(backoff * random.uniform(0.75, 1.25))
 
