@@ -147,7 +147,11 @@ class GroupCommitWriter:
         limit = self.max_batch
         while pending and len(batch) < limit:
             op = pending[0][0]
-            wire = len(op.wire) if isinstance(op, PutOp) else 0
+            wire = (
+                len(op.wire)
+                if isinstance(op, PutOp) and isinstance(op.wire, bytes | bytearray | memoryview)
+                else 0
+            )
             if batch and size + wire > self.max_batch_bytes:
                 break
             batch.append(pending.popleft())
@@ -169,19 +173,30 @@ class GroupCommitWriter:
                     else StoreError(f"store write failed: {exc!r}")
                 )
                 results = [err] * len(batch)
+            if not isinstance(results, list) or len(results) != len(batch):
+                err = StoreError("store returned the wrong number of results")
+                results = [err] * len(batch)
             self.batches += 1
             self.ops += len(batch)
-            self._resolve(batch, results)
+            try:
+                self._resolve(batch, results)
+            except Exception:  # a caller's future must never take the writer down
+                log.exception("resolving store results failed")
 
     @staticmethod
     def _resolve(batch: list[_Pending], results: list[Any]) -> None:
         per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for (_, cfut, afut, loop), result in zip(batch, results):
             if cfut is not None:
-                if isinstance(result, BaseException):
-                    cfut.set_exception(result)
-                else:
-                    cfut.set_result(result)
+                if cfut.done():  # cancelled by its caller while queued
+                    continue
+                try:
+                    if isinstance(result, BaseException):
+                        cfut.set_exception(result)
+                    else:
+                        cfut.set_result(result)
+                except concurrent.futures.InvalidStateError:
+                    pass  # cancelled between the check and the set
             elif afut is not None and loop is not None:
                 per_loop.setdefault(loop, []).append((afut, result))
         for loop, items in per_loop.items():

@@ -191,3 +191,16 @@ def test_malformed_raw_ops_fail_alone(backend: Any) -> None:
     assert backend.stats().count == 5
     writer.close()
     backend.close()
+
+
+def test_cancelled_callers_do_not_stop_the_writer(backend: Any) -> None:
+    writer = GroupCommitWriter(backend)
+    wires = [make_wire(i) for i in range(50)]
+    futures = [writer.submit(PutOp(b.key(), w, meta_for(x))) for b, w, x in wires]
+    for f in futures[::3]:
+        f.cancel()  # may or may not win against the writer; either way nothing breaks
+    writer.submit(DeleteOp(b"\x00nothing")).exception(10)
+    assert writer.running
+    writer.close()
+    assert backend.stats().count == 50  # cancelling a caller does not withdraw its put
+    backend.close()
