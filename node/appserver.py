@@ -56,6 +56,19 @@ KEEPALIVE_S = 1.0
 Consumer = tuple[int, bytes]  # (socket index, ZeroMQ routing id)
 
 
+def _socket_answers(path: Any) -> bool:
+    """True if something accepts connections on the Unix socket ``path``."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 class AppServer:
     """Serves the app protocol on the ipc socket and (optionally) loopback TCP."""
 
@@ -92,8 +105,11 @@ class AppServer:
     async def start(self) -> None:
         path = self.config.socket_path
         if path.exists() or path.is_symlink():
-            # A stale socket from a crashed node (a live one would own the data dir's LMDB
-            # lock, which we already hold by now).
+            # A stale socket from a crashed node. A live node on this runtime dir would
+            # normally also hold our data dir's lock (taken before this), but two nodes may
+            # share a runtime dir with different data dirs: refuse to steal a live socket.
+            if _socket_answers(path):
+                raise OSError(f"a node is already listening on {path}; use another --runtime-dir")
             path.unlink()
         limit = self.config.max_payload + (1 << 20)
         loop = self._loop = asyncio.get_running_loop()

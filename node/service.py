@@ -62,7 +62,7 @@ from waystation.store.api import (
 )
 from waystation.store.group_commit import AsyncBundleStore
 
-__all__ = ["NodeService", "open_store"]
+__all__ = ["DataDirInUse", "NodeService", "open_store"]
 
 log = logging.getLogger("waystation.node")
 
@@ -83,6 +83,37 @@ def _private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o700)
+
+
+class DataDirInUse(RuntimeError):
+    """Another node process is running on the same data directory."""
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    """Take an exclusive lock on ``<data dir>/node.lock`` for the life of the process.
+
+    LMDB itself lets several processes open one store, so without this two nodes could run
+    on the same bundles (double deliveries) and the second would replace the first's socket.
+    The kernel drops the lock when the process dies, so a SIGKILLed node never blocks a restart.
+    """
+    import fcntl
+
+    path = data_dir / "node.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        finally:
+            os.close(fd)
+        raise DataDirInUse(
+            f"another waystation node (pid {other}) is using {data_dir}; stop it first "
+            "or give this one its own --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 class NodeService:
@@ -112,6 +143,7 @@ class NodeService:
             timestamps=TimestampSource(self.clock),
         )
         self.plan_router: Any = None
+        self._lock_fd: int | None = None
         self._sync_store = store
         self.store: AsyncBundleStore | None = None
         self.links = LinkManager(self)
@@ -135,6 +167,7 @@ class NodeService:
 
     async def start(self) -> None:
         _private_dir(self.config.data_dir)
+        self._lock_fd = _lock_data_dir(self.config.data_dir)
         sync_store = self._sync_store or open_store(self.config)
         self.store = AsyncBundleStore(sync_store)
         self.state = load_state(self._state_path)
@@ -218,6 +251,9 @@ class NodeService:
                 await task
         if self.store is not None:
             await self.store.aclose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
         log.info("node stopped")
 
     async def serve_forever(self, stop: asyncio.Event) -> None:

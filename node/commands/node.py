@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(cfg: object) -> int:
-    from waystation.service import NodeService
+    from waystation.service import DataDirInUse, NodeService
     from waystation.store.api import StoreError
 
     service = NodeService(cfg)  # type: ignore[arg-type]
@@ -103,9 +103,11 @@ async def _main(cfg: object) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await service.start()
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, DataDirInUse) as exc:
         log.error("cannot start node: %s", exc)
-        await service.stop()
+        print(f"waystation node: {exc}", file=sys.stderr)
+        if not isinstance(exc, DataDirInUse):
+            await service.stop()
         return 1
     print(f"waystation node {service.identity.node_id} ready", file=sys.stderr, flush=True)
     await stop.wait()

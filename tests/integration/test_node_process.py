@@ -252,3 +252,27 @@ def test_two_node_processes_forward_over_tcpcl(tmp_path: Path) -> None:
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_second_node_on_the_same_data_dir_is_refused(node: NodeProcess) -> None:
+    other = subprocess.run(
+        [
+            PY,
+            "-m",
+            "waystation",
+            "node",
+            "--id",
+            "dtn://other/",
+            "--data-dir",
+            str(node.data),
+            "--runtime-dir",
+            str(node.tmp / "run2"),
+        ],
+        env=node.env,
+        capture_output=True,
+        timeout=30,
+    )
+    assert other.returncode == 1
+    assert b"another waystation node (pid" in other.stderr
+    with node.client() as c:  # the first node is undisturbed
+        assert c.hello()["node_id"] == "dtn://itest/"
