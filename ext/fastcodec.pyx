@@ -13,8 +13,9 @@ What makes it fast (see docs/cython-codec.md for the measurements):
   ``crc32`` instruction (three interleaved streams) and PCLMULQDQ folding when the CPU has them.
 * Decoded endpoint IDs are immutable, so they are cached by their raw CBOR bytes.
 * Model objects (``__slots__`` dataclasses) are allocated with ``tp_alloc`` and their slots are
-  filled directly, skipping the dataclass ``__init__``; if the model ever stops using plain
-  slots, a slower ``setattr`` path takes over automatically (checked at import).
+  filled directly, skipping the dataclass ``__init__``; if the model ever stops being plain
+  slots dataclasses with the expected fields, the constructors are called instead (checked at
+  import; ``FAST_PATHS`` reports it).
 * The encoder computes the exact size first and fills one ``bytes`` object in place.
 
 Anything unusual (an error, or a structure the fast paths do not recognise) is handed to the
@@ -29,7 +30,7 @@ from cpython.long cimport PyLong_AsUnsignedLongLong, PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from "Python.h":
@@ -78,6 +79,7 @@ __all__ = list(_py.__all__)
 
 DEFAULT_MAX_BUNDLE_SIZE = _py.DEFAULT_MAX_BUNDLE_SIZE
 cdef Py_ssize_t _DEFAULT_MAX_SIZE = DEFAULT_MAX_BUNDLE_SIZE
+cdef object _DEFAULT_MAX_OBJ = DEFAULT_MAX_BUNDLE_SIZE
 
 ws_crc_init()
 
@@ -748,7 +750,8 @@ def decode_bundle(data, *, max_size=DEFAULT_MAX_BUNDLE_SIZE, validate=True):
     else:
         raise TypeError(f"decode_bundle needs a bytes-like object, not {type(data).__name__}")
     n = len(buf)
-    if max_size is not None and (max_size is not DEFAULT_MAX_BUNDLE_SIZE or
+    # (the common default is compared in C; anything else with the reference's semantics)
+    if max_size is not None and (max_size is not _DEFAULT_MAX_OBJ or
                                  n > _DEFAULT_MAX_SIZE) and n > max_size:
         raise BundleTooLarge(f"bundle of {n} bytes exceeds the maximum of {max_size} bytes")
     try:
