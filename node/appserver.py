@@ -337,6 +337,12 @@ class AppServer:
         agent = self.service.agent
         if not agent.is_registered(endpoint):
             raise AppProtocolError(ErrorCode.NOT_REGISTERED, f"{endpoint} is not registered", rid)
+        if agent.bound_consumer(endpoint) != peer:
+            # Only the receiving client can release what was delivered to it; anything it had
+            # in flight before a stop/disconnect is queued again and will be redelivered.
+            raise AppProtocolError(
+                ErrorCode.NOT_FOUND, f"this client is not receiving on {endpoint}", rid
+            )
         try:
             outputs = agent.app_acked(self.service.now_ms(), endpoint, key)
         except KeyError:

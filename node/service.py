@@ -397,6 +397,8 @@ class NodeService:
             log.warning("delete failed", extra=kv(key=action.key, error=str(exc)))
 
     def _log_event(self, event: Any) -> None:
+        if type(event) in _DEBUG_EVENTS and not log.isEnabledFor(logging.DEBUG):
+            return  # the per-bundle happy path: do not even build the fields
         if isinstance(event, BundleAccepted):
             log.debug(
                 "bundle accepted",
@@ -568,6 +570,9 @@ class NodeService:
             "counters": snap["counters"],
             "admin_records": len(self.admin_records),
         }
+
+
+_DEBUG_EVENTS = frozenset({BundleAccepted, BundleForwarded, BundleDelivered, BundleDeleted})
 
 
 def _put_op(action: StoreBundle) -> Any:
