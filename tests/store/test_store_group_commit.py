@@ -204,3 +204,27 @@ def test_cancelled_callers_do_not_stop_the_writer(backend: Any) -> None:
     writer.close()
     assert backend.stats().count == 50  # cancelling a caller does not withdraw its put
     backend.close()
+
+
+def test_sweep_does_not_stall_puts(tmp_path: Path) -> None:
+    """A long sweep is many short transactions: a put submitted meanwhile commits long before
+    the sweep ends (it waits behind at most one sweep batch)."""
+    backend = LmdbBundleStore(tmp_path / "s")
+    ops = []
+    for i in range(3000):
+        b, w, x = make_wire(i, payload_size=16)
+        ops.append(PutOp(b.key(), w, meta_for(x, expiry_ms=100)))
+    assert not any(isinstance(r, BaseException) for r in backend.apply_batch(ops))
+
+    async def main() -> None:
+        store = AsyncBundleStore(backend)
+        sweep = asyncio.create_task(store.sweep_expired(10_000, batch=50))
+        await asyncio.sleep(0)  # let the sweep start
+        b, w, x = make_wire(99_999)
+        await store.put(b, w, meta_for(x))
+        assert not sweep.done()
+        assert len(await sweep) == 3000
+        assert (await store.stats()).count == 1
+        await store.aclose()
+
+    asyncio.run(main())
