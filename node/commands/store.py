@@ -43,7 +43,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "store",
         help="inspect and manage the custody store",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description="Inspect and manage the custody store of a stopped node's data directory "
+        "(<data-dir>/store). Bundles are named by their hex store key, as `list` prints it, "
+        "or a unique prefix.",
     )
     parser.add_argument(
         "--data-dir",
