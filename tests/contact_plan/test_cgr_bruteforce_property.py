@@ -126,3 +126,35 @@ def test_yen_routes_are_distinct_feasible_and_ordered(seed: int) -> None:
         assert a.arrival_ms <= b.arrival_ms or a.sort_key <= b.sort_key
     for r in routes:
         _check_feasible(r, plan, 0, size)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(0, 2**32), st.lists(st.tuples(st.integers(1, 3000), st.integers(0, 30)),
+                                       min_size=1, max_size=25))
+def test_router_booking_never_overbooks(seed: int, bundles: list[tuple[int, int]]) -> None:
+    """Random bundles (size, time) selected and booked through the Router: every booked route
+    stays time-feasible for its size, and no contact carries more than rate x duration."""
+    from waystation.contact_plan.cgr import Router
+
+    rng = random.Random(seed)
+    plan, _ = _random_plan(rng)
+    nodes = sorted(plan.nodes)
+    src, dst = rng.sample(nodes, 2)
+    router = Router(plan, local_node=src, route_list_size=3)
+    g = router.graph
+    for size, t in sorted(bundles, key=lambda x: x[1]):
+        r = router.select(dst, t, size)
+        if r is None:
+            continue
+        assert r.departure_ms == t and r.size == size
+        _check_feasible_booked(g, r)
+        router.book(r)
+    for i, c in enumerate(g.contacts):
+        assert g.booked[i] <= c.rate * (c.end_ms - c.start_ms) // 1000  # never over-booked
+
+
+def _check_feasible_booked(g: ContactGraph, r: Route) -> None:
+    for cid, (tx, _arr) in zip(r.contact_ids, r.hop_times):
+        c = g.contacts[cid]
+        assert c.start_ms + -((-g.booked[cid] * 1000) // c.rate) <= tx < c.end_ms
+        assert tx + _tx_ms(r.size, c.rate) <= c.end_ms
