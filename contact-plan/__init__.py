@@ -6,6 +6,7 @@
 * :mod:`.cgr` - SABR-style Contact Graph Routing: :class:`ContactGraph`, :class:`Router`, :class:`Route`
 * :mod:`.orbits` - contacts from TLEs and ground stations (skyfield/SGP4, vectorised)
 * :mod:`.schedule` - contact start/end events on a :class:`~waystation.bundle.dtntime.Clock`
+* :mod:`.watch` - reload a plan file when it changes, keeping the old plan on a bad edit
 * :mod:`.errors` - the :class:`ContactPlanError` tree
 
 This package knows nodes, contacts, ranges and time; it never imports the store, the
