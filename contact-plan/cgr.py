@@ -6,7 +6,8 @@ binary search skips every contact that has already ended, even when contacts ove
 
 Route search is a label-setting Dijkstra over *time*: a label is (arrival time, hop count,
 -route termination time, entry node) and labels are compared in exactly that order, which is
-SABR's route-selection order (CCSDS 734.3-B-1 §3.2.6.x as commonly implemented by ION):
+SABR's route-selection order as ION implements it (the CCSDS 734.3-B-1 text itself was not
+available while this was written; the order follows ION's and the CGR tutorial's description):
 
 1. earliest best-case delivery time (arrival at the destination);
 2. fewest hops;
@@ -17,6 +18,12 @@ SABR's route-selection order (CCSDS 734.3-B-1 §3.2.6.x as commonly implemented 
 Each node keeps every label that is Pareto-optimal in (arrival, hops), so criteria 1 and 2 are
 exact (a route that reaches a relay later but in fewer hops is not thrown away when the next
 contact starts after both). Criteria 3 and 4 are applied among labels equal in (1, 2).
+
+On large plans (``LAYERED_THRESHOLD`` contacts and up) :meth:`ContactGraph.search_layers` is
+used instead: a numpy hop-synchronous relaxation that is exact in criteria 1 and 2 as well
+(layer h holds the earliest arrival over at most h hops) and far cheaper in Python on orbital
+plans with tens of thousands of contacts. Both are cross-checked against a brute-force
+time-expanded search in the tests.
 
 Time feasibility of one hop (SABR "earliest transmission opportunity"), for a bundle of ``size``
 bytes that is at the sending node at time ``t``:
