@@ -28,6 +28,7 @@ __all__ = [
     "default_data_dir",
     "default_runtime_dir",
     "load_config",
+    "local_node_ids",
     "socket_endpoint",
 ]
 
@@ -75,6 +76,14 @@ class NodeConfig:
     routes: list[RouteConfig] = field(default_factory=list)
     links: list[LinkConfig] = field(default_factory=list)
     contact_plan: Path | None = None
+    watch_plan: bool = False  # reload contact_plan when the file changes
+    # Scaled clock (node/simclock.py): DTN time runs ``clock_scale`` times faster than real time
+    # from ``clock_start`` (DTN ms), read at the wall-clock instant ``clock_anchor`` (Unix s).
+    clock_scale: float | None = None
+    clock_start: int | None = None
+    clock_anchor: float | None = None
+    # The ``[security]`` table as parsed TOML (None: defaults); validated by waystation.security.
+    security: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.node_id:
@@ -156,7 +165,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> NodeConfig:
 
 
 def _apply(cfg: NodeConfig, doc: dict[str, Any], base: Path) -> None:
-    known = {"node", "app", "bundle", "store", "logging", "routes", "links"}
+    known = {"node", "app", "bundle", "store", "logging", "routes", "links", "security"}
     for key in doc:
         if key not in known:
             raise ConfigError(f"unknown section [{key}] (known: {', '.join(sorted(known))})")
@@ -173,6 +182,19 @@ def _apply(cfg: NodeConfig, doc: dict[str, Any], base: Path) -> None:
         cfg.runtime_dir = base / _expand(v)
     if (v := _get(node, "contact_plan", str, "node")) is not None:
         cfg.contact_plan = base / _expand(v)
+    if (v := _get(node, "watch_plan", bool, "node")) is not None:
+        cfg.watch_plan = v
+    if (v := _get(node, "clock_scale", (int, float), "node")) is not None:
+        cfg.clock_scale = float(v)
+    if (v := _get(node, "clock_start", (str, int), "node")) is not None:
+        from waystation.simclock import parse_clock_start
+
+        try:
+            cfg.clock_start = parse_clock_start(v)
+        except ValueError as exc:
+            raise ConfigError(f"node.clock_start: {exc}") from None
+    if (v := _get(node, "clock_anchor", (int, float), "node")) is not None:
+        cfg.clock_anchor = float(v)
     app = doc.get("app", {})
     if (v := _get(app, "tcp", str, "app")) is not None:
         cfg.app_tcp = v
@@ -212,6 +234,10 @@ def _apply(cfg: NodeConfig, doc: dict[str, Any], base: Path) -> None:
             raise ConfigError(f"{where} needs 'id' and 'kind'")
         options = {k: v for k, v in link.items() if k not in ("id", "kind")}
         cfg.links.append(LinkConfig(lid, kind, options))
+    if "security" in doc:
+        if not isinstance(doc["security"], dict):
+            raise ConfigError("[security] must be a table")
+        cfg.security = doc["security"]
 
 
 def _validate(cfg: NodeConfig) -> None:
@@ -221,6 +247,8 @@ def _validate(cfg: NodeConfig) -> None:
         raise ConfigError("node.ipn must be a positive node number")
     if cfg.max_payload <= 0:
         raise ConfigError("app.max_payload must be positive")
+    if cfg.clock_scale is not None and not 0 < cfg.clock_scale < 1e9:
+        raise ConfigError("node.clock_scale must be a positive factor, e.g. 60")
     if cfg.default_lifetime_s <= 0:
         raise ConfigError("bundle.lifetime must be positive (seconds)")
     if cfg.hop_limit is not None and not 1 <= cfg.hop_limit <= 255:
@@ -235,3 +263,20 @@ def _validate(cfg: NodeConfig) -> None:
         r"tcp://(127\.\d+\.\d+\.\d+|\[::1\]|localhost):\d+", cfg.app_tcp
     ):
         raise ConfigError("app.tcp must be a loopback endpoint, e.g. tcp://127.0.0.1:4557")
+    if cfg.security is not None:
+        # Parsed here so a bad policy stops the node at start with the key named (BPSec, issue 7).
+        from waystation.bundle.bpsec.errors import BPSecError
+        from waystation.security import parse_security_table
+
+        try:
+            parse_security_table(local_node_ids(cfg), cfg.security)
+        except BPSecError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def local_node_ids(cfg: NodeConfig) -> list[str]:
+    """The node IDs this node answers to: its node ID and, with ``node.ipn``, ``ipn:N.0``."""
+    ids = [cfg.node_id]
+    if cfg.ipn_node is not None:
+        ids.append(f"ipn:{cfg.ipn_node}.0")
+    return ids
