@@ -46,7 +46,7 @@ from waystation.agent import (
     TransmissionFailed,
     TransmitBundle,
 )
-from waystation.bundle.dtntime import Clock, SystemClock, TimestampSource
+from waystation.bundle.dtntime import Clock, TimestampSource
 from waystation.bundle.errors import BundleError
 from waystation.bundleops import payload_of, prepare_forward
 from waystation.config import NodeConfig
@@ -54,6 +54,7 @@ from waystation.identity import LocalIdentity
 from waystation.links import Link, LinkError, LinkManager
 from waystation.logsetup import kv
 from waystation.routing import Route, StaticRouter
+from waystation.simclock import clock_from_config
 from waystation.state import NodeState, load_state, save_state
 from waystation.store.api import (
     DuplicateBundle,
@@ -128,7 +129,8 @@ class NodeService:
         app_socket: bool = True,
     ) -> None:
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        # Real time, or the scaled clock of --clock-scale/--clock-start (node/simclock.py).
+        self.clock: Clock = clock or clock_from_config(config)
         self.identity = LocalIdentity(config.node_id, config.ipn_node)
         self.router = StaticRouter([Route(r.pattern, r.next_hop) for r in config.routes])
         self._config_routes = {r.pattern for r in config.routes}
@@ -143,6 +145,7 @@ class NodeService:
             timestamps=TimestampSource(self.clock),
         )
         self.plan_router: Any = None
+        self.contact_links: Any = None  # waystation.contacts.ContactLinks, made in start()
         self._lock_fd: int | None = None
         self._sync_store = store
         self.store: AsyncBundleStore | None = None
@@ -188,12 +191,18 @@ class NodeService:
             except ValueError as exc:
                 log.error("contact plan not loaded", extra=kv(error=str(exc)))
         self._register_convergence_layers()
+        from waystation.contacts import ContactLinks, is_scheduled
+
+        self.contact_links = ContactLinks(self)
         for link_cfg in self.config.links:
+            if is_scheduled(link_cfg.options):
+                continue  # opened and closed by the contact plan (node/contacts.py)
             try:
                 await self.links.open(link_cfg.id, link_cfg.kind, link_cfg.options)
             except (LinkError, OSError, ValueError) as exc:
                 log.error("cannot open link", extra=kv(link=link_cfg.id, error=str(exc)))
         self._spawn(self._timer_loop())
+        self.contact_links.start()
         log.info(
             "node started",
             extra=kv(
@@ -243,6 +252,8 @@ class NodeService:
         log.info("node stopping", extra=kv(node=self.identity.node_id))
         if self.app is not None:
             await self.app.close()
+        if self.contact_links is not None:
+            await self.contact_links.stop()
         await self.links.close_all()
         for task in list(self._tasks):
             task.cancel()
@@ -509,6 +520,8 @@ class NodeService:
         else:
             self.plan_router.update_plan(plan)
         log.info("contact plan loaded", extra=kv(path=path, contacts=len(plan.contacts)))
+        if self.contact_links is not None:
+            self.contact_links.plan_changed(plan)  # scheduled links follow the new plan
         self.execute(self.agent.routes_changed(self.now_ms()))
         return len(plan.contacts)
 
@@ -567,6 +580,8 @@ class NodeService:
             "routes": self.agent.router.describe(),
             "registrations": regs,
             "contacts": self.plan_router.contacts(self.now_ms()) if self.plan_router else [],
+            "schedule": self.contact_links.describe() if self.contact_links else None,
+            "clock_ms": self.now_ms(),
             "counters": snap["counters"],
             "admin_records": len(self.admin_records),
         }
