@@ -82,12 +82,6 @@ class NodeConfig:
     clock_scale: float | None = None
     clock_start: int | None = None
     clock_anchor: float | None = None
-    watch_plan: bool = False  # reload contact_plan when the file changes
-    # Scaled clock (node/simclock.py): DTN time runs ``clock_scale`` times faster than real time
-    # from ``clock_start`` (DTN ms), read at the wall-clock instant ``clock_anchor`` (Unix s).
-    clock_scale: float | None = None
-    clock_start: int | None = None
-    clock_anchor: float | None = None
     # The ``[security]`` table as parsed TOML (None: defaults); validated by waystation.security.
     security: dict[str, Any] | None = None
 
@@ -201,19 +195,6 @@ def _apply(cfg: NodeConfig, doc: dict[str, Any], base: Path) -> None:
             raise ConfigError(f"node.clock_start: {exc}") from None
     if (v := _get(node, "clock_anchor", (int, float), "node")) is not None:
         cfg.clock_anchor = float(v)
-    if (v := _get(node, "watch_plan", bool, "node")) is not None:
-        cfg.watch_plan = v
-    if (v := _get(node, "clock_scale", (int, float), "node")) is not None:
-        cfg.clock_scale = float(v)
-    if (v := _get(node, "clock_start", (str, int), "node")) is not None:
-        from waystation.simclock import parse_clock_start
-
-        try:
-            cfg.clock_start = parse_clock_start(v)
-        except ValueError as exc:
-            raise ConfigError(f"node.clock_start: {exc}") from None
-    if (v := _get(node, "clock_anchor", (int, float), "node")) is not None:
-        cfg.clock_anchor = float(v)
     app = doc.get("app", {})
     if (v := _get(app, "tcp", str, "app")) is not None:
         cfg.app_tcp = v
@@ -266,8 +247,6 @@ def _validate(cfg: NodeConfig) -> None:
         raise ConfigError("node.ipn must be a positive node number")
     if cfg.max_payload <= 0:
         raise ConfigError("app.max_payload must be positive")
-    if cfg.clock_scale is not None and not 0 < cfg.clock_scale < 1e9:
-        raise ConfigError("node.clock_scale must be a positive factor, e.g. 60")
     if cfg.clock_scale is not None and not 0 < cfg.clock_scale < 1e9:
         raise ConfigError("node.clock_scale must be a positive factor, e.g. 60")
     if cfg.default_lifetime_s <= 0:
