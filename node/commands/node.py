@@ -54,6 +54,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         help="static route: destination EID glob -> neighbour node ID (repeatable)",
     )
+    p.add_argument(
+        "--contact-link",
+        metavar="N=HOST:PORT",
+        action="append",
+        default=[],
+        help="TCPCLv4 session to ipn node N, open only during its contacts in the plan "
+        "(repeatable; docs/node.md, Scheduling)",
+    )
+    p.add_argument(
+        "--watch-plan", action="store_true", default=None,
+        help="reload the --plan file when it changes (a bad edit keeps the old plan)",
+    )
+    p.add_argument(
+        "--clock-scale", type=float, metavar="X",
+        help="run the node's clock X times faster than real time (e.g. 60), for replays",
+    )
+    p.add_argument(
+        "--clock-start", metavar="T",
+        help="simulated time at start (ISO 8601 UTC or DTN ms; default now)",
+    )
+    p.add_argument(
+        "--clock-anchor", type=float, metavar="UNIX_S",
+        help="wall-clock instant (Unix seconds) at which the clock reads --clock-start; "
+        "give several nodes the same value to share one simulated time",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["text", "json"])
     p.set_defaults(func=run)
@@ -61,6 +86,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
+        clock_start = None
+        if args.clock_start is not None:
+            from waystation.simclock import parse_clock_start
+
+            try:
+                clock_start = parse_clock_start(args.clock_start)
+            except ValueError as exc:
+                raise ConfigError(f"--clock-start: {exc}") from None
         cfg = load_config(
             args.config,
             node_id=args.node_id,
@@ -72,11 +105,26 @@ def run(args: argparse.Namespace) -> int:
             store_backend=args.store_backend,
             log_level=args.log_level,
             log_format=args.log_format,
+            watch_plan=args.watch_plan,
+            clock_scale=args.clock_scale,
+            clock_start=clock_start,
+            clock_anchor=args.clock_anchor,
         )
         for i, where in enumerate(args.listen):
             cfg.links.append(LinkConfig(f"listen{i}", "tcpcl", {"listen": where}))
         for i, where in enumerate(args.connect):
             cfg.links.append(LinkConfig(f"connect{i}", "tcpcl", {"address": where}))
+        for text in args.contact_link:
+            number, sep, where = text.partition("=")
+            if not sep or not number.strip().isdigit() or not where:
+                raise ConfigError(f"--contact-link {text!r}: expected N=HOST:PORT (ipn node N)")
+            cfg.links.append(
+                LinkConfig(
+                    f"contact-ipn{number.strip()}",
+                    "tcpcl",
+                    {"address": where, "scheduled": True, "neighbour": int(number)},
+                )
+            )
         for text in args.route:
             pattern, sep, hop = text.partition("=")
             if not sep or not pattern or not hop:
