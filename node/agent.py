@@ -120,6 +120,9 @@ class StoreBundle(Action):
     key: bytes
     wire: bytes
     meta: BundleMeta
+    # "app", "echo", "report" (originated here) or "link:<id>" (received): the service's
+    # BPSec hook signs the former and checks the latter before the put (waystation.security).
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,7 +444,7 @@ class Agent:
             local_endpoint=self._local_place(info.destination),
         )
         self._pending[info.key] = pending
-        return [StoreBundle(info.key, wire, self._meta(pending))]
+        return [StoreBundle(info.key, wire, self._meta(pending), origin)]
 
     # -----------------------------------------------------------------------------------------
     # §5.6 bundle reception (from a convergence layer)
@@ -544,6 +547,26 @@ class Agent:
             out.append(CompleteReception(p.token, False, message))
             if p.info.wants(BundleFlags.REPORT_DELETION):
                 out += self._report(now_ms, p.info, "deletion", ReasonCode.DEPLETED_STORAGE)
+        return out
+
+    def security_rejected(self, now_ms: int, key: bytes, reason_code: int, reason: str) -> list[Output]:
+        """The security policy refused ``key`` before it was stored (RFC 9172 §5, §11.2).
+
+        A received bundle is deleted with ``reason_code`` (a deletion status report if it asked
+        for one) and acknowledged at the convergence layer: resending it would not help. An
+        originated one fails the submission (our policy could not be applied)."""
+        p = self._pending.pop(key, None)
+        if p is None:
+            return []
+        self.counters["rejected"] += 1
+        out: list[Output] = [
+            BundleRejected(p.origin, f"security policy (reason code {reason_code}): {reason}")
+        ]
+        if p.origin.startswith("link:"):
+            out += self._drop_unstored(now_ms, p.info, reason_code)
+            out.append(CompleteReception(p.token, True, "deleted by security policy"))
+        elif p.origin == "app":
+            out.append(FailSubmission(p.token, "security", reason))
         return out
 
     # -----------------------------------------------------------------------------------------

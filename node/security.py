@@ -48,8 +48,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fnmatch
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,8 +117,13 @@ def parse_security_table(
 def _source_glob(node_id: str) -> str:
     """Glob matching every endpoint of ``node_id`` (ipn:N.0 -> ipn:N.*, dtn://x/ -> dtn://x/*)."""
     if node_id.startswith("ipn:"):
-        return fnmatch.escape(node_id[: node_id.rindex(".")]) + ".*"
-    return fnmatch.escape(node_id) + "*"
+        return _glob_escape(node_id[: node_id.rindex(".")]) + ".*"
+    return _glob_escape(node_id) + "*"
+
+
+def _glob_escape(text: str) -> str:
+    # fnmatch has no escape() before Python 3.14: a metacharacter in brackets matches itself.
+    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 class _NodeKeys:

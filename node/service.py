@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -49,11 +50,12 @@ from waystation.agent import (
 from waystation.bundle.dtntime import Clock, TimestampSource
 from waystation.bundle.errors import BundleError
 from waystation.bundleops import payload_of, prepare_forward
-from waystation.config import NodeConfig
+from waystation.config import NodeConfig, local_node_ids
 from waystation.identity import LocalIdentity
 from waystation.links import Link, LinkError, LinkManager
 from waystation.logsetup import kv
 from waystation.routing import Route, StaticRouter
+from waystation.security import NodeSecurity
 from waystation.simclock import clock_from_config
 from waystation.state import NodeState, load_state, save_state
 from waystation.store.api import (
@@ -145,6 +147,8 @@ class NodeService:
             timestamps=TimestampSource(self.clock),
         )
         self.plan_router: Any = None
+        # BPSec (issue 7): identity key, policy, crypto in a worker thread (waystation.security).
+        self.security = NodeSecurity(config.data_dir, local_node_ids(config), config.security)
         self.contact_links: Any = None  # waystation.contacts.ContactLinks, made in start()
         self._lock_fd: int | None = None
         self._sync_store = store
@@ -171,6 +175,7 @@ class NodeService:
     async def start(self) -> None:
         _private_dir(self.config.data_dir)
         self._lock_fd = _lock_data_dir(self.config.data_dir)
+        self.security.start()  # creates <data dir>/keys/identity.pem (0600) on first start
         sync_store = self._sync_store or open_store(self.config)
         self.store = AsyncBundleStore(sync_store)
         self.state = load_state(self._state_path)
@@ -260,6 +265,7 @@ class NodeService:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self.security.close()
         if self.store is not None:
             await self.store.aclose()
         if self._lock_fd is not None:
@@ -325,6 +331,40 @@ class NodeService:
                 fut.set_result(action.accepted)
 
     def _store_bundle(self, action: StoreBundle) -> None:
+        sec = self.security
+        dest = action.meta.destination
+        if action.origin.startswith("link:"):
+            if sec.wants_inbound(dest):
+                self._spawn(self._secure_then_store(action, inbound=True))
+                return
+        elif action.origin and sec.wants_outbound(dest):
+            self._spawn(self._secure_then_store(action, inbound=False))
+            return
+        self._put(action)
+
+    async def _secure_then_store(self, action: StoreBundle, *, inbound: bool) -> None:
+        """BPSec before custody: check a received bundle / protect an originated one."""
+        try:
+            if inbound:
+                result = await self.security.check(action.wire)
+                if not result.accepted:
+                    self.execute(
+                        self.agent.security_rejected(
+                            self.now_ms(), action.key, result.reason_code, result.reason
+                        )
+                    )
+                    return
+                wire = result.wire
+            else:
+                wire = await self.security.protect(action.wire)
+        except Exception as exc:  # LocalSecurityError (our config), or a bug: never delete
+            log.error("bpsec processing failed", extra=kv(key=action.key, error=repr(exc)))
+            code = "security" if action.origin == "app" else "internal"
+            self.execute(self.agent.store_failed(self.now_ms(), action.key, code, str(exc)))
+            return
+        self._put(action if wire is action.wire else dataclasses.replace(action, wire=wire))
+
+    def _put(self, action: StoreBundle) -> None:
         assert self.store is not None
         if self.agent.needs_payload(action.meta.destination):
             try:
@@ -584,6 +624,11 @@ class NodeService:
             "clock_ms": self.now_ms(),
             "counters": snap["counters"],
             "admin_records": len(self.admin_records),
+            "security": {
+                "signing": self.security.settings.signs,
+                "require_signature": self.security.settings.require,
+                **self.security.counters,
+            },
         }
 
 
