@@ -11,6 +11,10 @@ Measured in the same run, interleaved:
   against a minimal ROUTER echo process that polls and drains and answers each message at
   once: the cost of the transport and of Python on both ends, nothing else.
 
+The node runs twice per round: with ``[security] sign_originated = false`` (the app socket,
+agent and store alone) and with the default BPSec source signing (a COSE_Sign1 Ed25519 BIB on
+every bundle that leaves the node, issue 7), so the cost of each is visible.
+
 The ratio node/raw says how much of the transport ceiling the node reaches; the node's CPU
 time per bundle (all its threads, from /proc) is less sensitive to a busy host. Each is run
 ``--repeat`` times (alternating); medians are printed. Run:
@@ -100,14 +104,20 @@ def node_submits(endpoint: str, count: int, pid: int) -> tuple[float, float]:
     return count / elapsed, cpu / count * 1e6
 
 
-def start_node(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_node(tmp: Path, sign: bool) -> tuple[subprocess.Popen[bytes], str]:
     sock = tmp / "run" / "node.sock"
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = tmp / "node.toml"
+    # BPSec source signing (on by default) can be switched off to see the app-socket path alone.
+    config.write_text(f"[security]\nsign_originated = {'true' if sign else 'false'}\n")
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "waystation",
             "node",
+            "--config",
+            str(config),
             "--id",
             "dtn://bench/",
             "--data-dir",
@@ -141,8 +151,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    node_rates: list[float] = []
-    node_cpu: list[float] = []
+    node_rates: dict[bool, list[float]] = {True: [], False: []}
+    node_cpu: dict[bool, list[float]] = {True: [], False: []}
     raw_rates: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ws-bench-") as tmpname:
         tmp = Path(tmpname)
@@ -154,16 +164,17 @@ def main() -> None:
         try:
             for r in range(args.repeat):
                 raw_rates.append(raw_round_trips(raw_endpoint, args.count))
-                run_dir = tmp / f"node{r}"
-                proc, endpoint = start_node(run_dir)
-                try:
-                    rate, cpu = node_submits(endpoint, args.count, proc.pid)
-                    node_rates.append(rate)
-                    node_cpu.append(cpu)
-                finally:
-                    proc.terminate()
-                    proc.wait(20)
-                    shutil.rmtree(run_dir, ignore_errors=True)
+                for sign in (False, True):
+                    run_dir = tmp / f"node{r}-{sign}"
+                    proc, endpoint = start_node(run_dir, sign)
+                    try:
+                        rate, cpu = node_submits(endpoint, args.count, proc.pid)
+                        node_rates[sign].append(rate)
+                        node_cpu[sign].append(cpu)
+                    finally:
+                        proc.terminate()
+                        proc.wait(20)
+                        shutil.rmtree(run_dir, ignore_errors=True)
         finally:
             ctx = zmq.Context.instance()
             q = ctx.socket(zmq.DEALER)
@@ -172,14 +183,17 @@ def main() -> None:
             q.close(linger=500)
             echo.wait(5)
 
-    node = statistics.median(node_rates)
     raw = statistics.median(raw_rates)
     print(f"app socket, 1 KiB payloads, {args.count} per run, median of {args.repeat}")
-    print(f"  raw zmq DEALER/ROUTER round trip : {raw:>10,.0f} msgs/s")
-    print(f"  node submit + durable store      : {node:>10,.0f} bundles/s")
-    print(f"  ratio node / raw                 : {node / raw:>10.2f}")
-    print(f"  node CPU per bundle (all threads): {statistics.median(node_cpu):>10.0f} us")
-    print(f"  load average during the run      : {os.getloadavg()[0]:>10.2f} (2 vCPU here)")
+    print(f"  raw zmq DEALER/ROUTER round trip           : {raw:>8,.0f} msgs/s")
+    for sign, label in ((False, "unsigned"), (True, "BPSec-signed")):
+        node = statistics.median(node_rates[sign])
+        cpu = statistics.median(node_cpu[sign])
+        print(
+            f"  node submit + durable store, {label:<14}: {node:>8,.0f} bundles/s"
+            f"  ratio {node / raw:.3f}  node CPU {cpu:.0f} us/bundle"
+        )
+    print(f"  load average at the end                    : {os.getloadavg()[0]:>8.2f} (2 vCPU)")
 
 
 if __name__ == "__main__":
