@@ -3,13 +3,22 @@
 ``waystation.contact_plan.Router`` computes SABR routes between ipn node numbers; this adapter
 maps a destination EID to its node number, asks for the best route for a bundle of the given
 size at ``now_ms`` (CCSDS 734.3-B-1 / SABR route selection as implemented there), and answers
-the route's first hop as a node ID ``ipn:<hop>.0``, followed by the first hops of the other
-routes in its route list as alternatives.
+the route's first hop as a node ID ``ipn:<hop>.0``.
+
+Volume awareness (SABR, CCSDS 734.3-B-1 residual volume): every routing decision books the
+bundle's size on every contact of the chosen route (``Router.book``), and ``Router.select``
+only proposes routes whose contacts still have room from the bundle's earliest transmission
+opportunity on. So a contact is never over-booked: when no route has room the answer is "no
+hop" and the bundle waits in the store (re-routed when links or plans change). Only the booked
+route's first hop is answered - offering unbooked alternatives would let the agent send a
+bundle over capacity it never reserved.
 
 Limits (documented in docs/node.md): only ``ipn`` destinations are routed by the plan (a
-contact plan names nodes by number); volume is not booked per bundle (routes are chosen at
-best-case capacity, so a heavily loaded contact may be over-subscribed); a plan change
-re-routes only bundles that are still waiting.
+contact plan names nodes by number); the Router protocol carries no bundle identity, so a
+booking is not released when the bundle expires before its contact or is re-routed after a
+failed transfer - that errs towards under-using a contact, never over-booking it; bookings
+restart from zero when a new plan is loaded; a plan change re-routes only bundles that are
+still waiting.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from typing import Any
 
 from waystation.bundle.eid import IpnEID
 from waystation.bundleops import cached_eid
-from waystation.contact_plan import ContactPlan, ContactPlanError
+from waystation.contact_plan import ContactPlan, ContactPlanError, VolumeExhausted
 from waystation.contact_plan import Router as CgrRouter
 
 __all__ = ["PlanRouter"]
@@ -33,6 +42,8 @@ class PlanRouter:
     def __init__(self, plan: ContactPlan, local_node: int) -> None:
         self.local_node = local_node
         self.cgr = CgrRouter(plan, local_node=local_node)
+        self.bookings = 0  # routing decisions booked against contact volume (for status)
+        self.booked_bytes = 0
 
     @property
     def plan(self) -> ContactPlan:
@@ -48,24 +59,30 @@ class PlanRouter:
             return []
         if not isinstance(eid, IpnEID) or eid.authority != 0 or eid.node == self.local_node:
             return []
-        hops: list[str] = []
         try:
-            best = self.cgr.select(eid.node, now_ms, size)
-            if best is not None:
-                hops.append(f"ipn:{best.next_hop}.0")
-            for route in self.cgr.route_list(eid.node, now_ms):
-                hop = f"ipn:{route.next_hop}.0"
-                if hop not in hops:
-                    hops.append(hop)
+            # select() already checked residual volume; book() re-checks and books atomically.
+            # Two attempts: a route can go stale between the two only if the cache was rebuilt.
+            for _ in range(2):
+                best = self.cgr.select(eid.node, now_ms, size)
+                if best is None:
+                    return []
+                try:
+                    self.cgr.book(best, size)
+                except VolumeExhausted:
+                    continue
+                self.booked_bytes += size
+                self.bookings += 1
+                return [f"ipn:{best.next_hop}.0"]
         except ContactPlanError as exc:  # unknown node, no route: not an error for the node
             log.debug("no contact-plan route to %s: %s", destination, exc)
-        return hops
+        return []
 
     def describe(self) -> list[dict[str, str]]:
         return [
             {
                 "pattern": "ipn:*",
-                "next_hop": f"contact graph ({len(self.plan.contacts)} contacts)",
+                "next_hop": f"contact graph ({len(self.plan.contacts)} contacts, "
+                f"{self.bookings} bundles / {self.booked_bytes} bytes booked)",
                 "kind": "cgr",
             }
         ]

@@ -57,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     d.add_argument("--max-bytes", type=int, default=64, help="hex bytes shown per block")
     d.set_defaults(func=run_decode)
 
+    t = sub.add_parser("demo", help="offline tour: build, encode, decode a few bundles")
+    t.set_defaults(func=_run_codec_tour)
+
     e = sub.add_parser("encode", help="build a bundle and write its encoding")
     e.add_argument("--src", required=True, help="source EID, e.g. ipn:1.1 or dtn://a/app")
     e.add_argument("--dst", required=True, help="destination EID")
@@ -96,6 +99,12 @@ def _read(path: str) -> bytes:
         return sys.stdin.buffer.read()
     with open(path, "rb") as f:
         return f.read()
+
+
+def _run_codec_tour(args: argparse.Namespace) -> int:
+    from waystation.commands._codec_tour import run
+
+    return run(args)
 
 
 def run_decode(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The ``waystation bundle`` and ``waystation demo`` commands."""
+"""The ``waystation bundle`` commands (including the offline ``bundle demo`` tour)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,6 @@ def test_encode_rejects_bad_eids(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+    assert main(["bundle", "demo"]) == 0
     out = capsys.readouterr().out
     assert "identical = True" in out and "CRCError" in out
