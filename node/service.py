@@ -84,8 +84,8 @@ def open_store(config: NodeConfig) -> Any:
 def _private_dir(path: Path) -> None:
     """Create ``path`` with mode 0700 (and insist on it: the socket's access control)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = path.lstat()
-    if not os.path.isdir(path) or path.is_symlink() or st.st_uid != os.getuid():
+    st = path.stat()  # follows a symlink: what matters is who owns the real directory
+    if not os.path.isdir(path) or st.st_uid != os.getuid():
         # e.g. /tmp/waystation-<uid> pre-created (or symlinked) by another user: never trust it
         raise OSError(f"{path} is not a directory owned by this user; refusing to use it")
     if st.st_mode & 0o077:
