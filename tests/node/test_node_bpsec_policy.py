@@ -333,3 +333,28 @@ def test_security_table_errors_name_the_key(tmp_path: Path) -> None:
         path.write_text(f"[security]\n{body}\n")
         with pytest.raises(ConfigError, match=needle):
             load_config(path)
+
+
+def test_keys_command_and_node_share_the_default_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from waystation.bundle.bpsec.keys import fingerprint
+    from waystation.cli import main
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert main(["keys", "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["path"] == str(tmp_path / "xdg" / "waystation" / "keys" / "identity.pem")
+
+    async def main_node() -> None:
+        node = NodeService(load_config(None, node_id="dtn://x/", runtime_dir=tmp_path / "run"),
+                           app_socket=False)
+        await node.start()
+        try:
+            assert fingerprint(node.security.store.identity().public) == shown["fingerprint"]
+        finally:
+            await node.stop()
+
+    run(main_node)
