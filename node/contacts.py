@@ -151,6 +151,10 @@ class ContactLinkPlanner:
     def is_open(self, neighbour: int) -> bool:
         return bool(self._active.get(neighbour))
 
+    def open_neighbours(self) -> list[int]:
+        """Neighbours with a contact in progress (scheduled link or not)."""
+        return sorted(n for n, active in self._active.items() if active)
+
     def _other(self, c: Contact) -> int | None:
         if c.source == self.local_node:
             return c.dest
@@ -366,8 +370,7 @@ class ContactLinks:
                  "open": lc.id in self.service.links.links}
                 for lc in (planner.links if planner else [])
             ],
-            "open": sorted(f"ipn:{n}.0" for n in (planner.neighbours if planner else ())
-                           if planner and planner.is_open(n)),
+            "open": [f"ipn:{n}.0" for n in planner.open_neighbours()] if planner else [],
             "next_event_ms": nxt,
             "history": list(self.history)[-50:],
         }
