@@ -13,7 +13,12 @@ the yardstick. Issue targets: >= 10,000 bundles/s at 1 KiB (ION publishes about 
 loopback TCPCL) and >= 50 % of raw TCP for 1 MiB bundles. The host drifts +-30 %: compare
 within one run. ``--tls`` runs the link over TLS with certificates made on the fly.
 
-Run: ``.venv/bin/python bench/e2e.py`` (about 1-2 minutes).
+``--sign on|off|both`` (default both): BPSec. *on* is the node default (A signs every bundle
+with a COSE_Sign1 Ed25519 BIB) with B trusting A's key, so B's destination check verifies every
+signature (and removes the BIB); *off* sets ``sign_originated = false`` and
+``require_signature = false``. *both* runs the two on fresh node pairs and prints the ratio.
+
+Run: ``.venv/bin/python bench/e2e.py`` (about 2-4 minutes; ``--sign on`` halves it).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import threading
 import time
 from pathlib import Path
 
+from waystation.bundle.bpsec.keystore import KeyStore
 from waystation.client import Client, ClientError
 from waystation.convergence.tls import make_ca, make_node_certificate
 
@@ -43,10 +49,12 @@ def _free_port() -> int:
 
 
 class Node:
-    def __init__(self, root: Path, name: str, link: dict[str, str], tls: Path | None) -> None:
+    def __init__(
+        self, root: Path, name: str, link: dict[str, str], tls: Path | None, sign: bool = True
+    ) -> None:
         self.name = name
         self.dir = root / name
-        self.dir.mkdir(parents=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "run" / "node.sock"
         lines = [
             f'[node]\nid = "dtn://{name}/"\ndata_dir = "{self.dir / "data"}"\n'
@@ -59,6 +67,8 @@ class Node:
                 f'tls = true\nrequire_tls = true\ncert = "{tls / name}.crt"\n'
                 f'key = "{tls / name}.key"\nca = "{tls}/ca.crt"\n'
             )
+        if not sign:
+            lines.append("[security]\nsign_originated = false\nrequire_signature = false\n")
         self.config = self.dir / "node.toml"
         self.config.write_text("\n".join(lines))
         self.log = (self.dir / "node.log").open("wb")
@@ -191,9 +201,25 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--samples", type=int, default=300, help="latency samples")
     ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--sign", choices=["on", "off", "both"], default="both")
     args = ap.parse_args()
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.sign]
+    results = {sign: run_pair(args, sign) for sign in modes}
+    if len(results) == 2:
+        on, off = results[True], results[False]
+        print("BPSec signing on vs off (same run):")
+        print(f"  1 KiB bundles/s: {on[0]:,.0f} vs {off[0]:,.0f}  ratio {on[0] / off[0]:.2f}")
+        print(f"  1 MiB bundles/s: {on[1]:,.1f} vs {off[1]:,.1f}  ratio {on[1] / off[1]:.2f}")
+        print(f"  latency p50 ms : {on[2]:.2f} vs {off[2]:.2f}")
 
+
+def run_pair(args: argparse.Namespace, sign: bool) -> tuple[float, float, float]:
+    """One A->B node pair; prints its figures, returns (1 KiB/s, 1 MiB/s, p50 ms)."""
     root = Path(tempfile.mkdtemp(prefix="ws-e2e-"))
+    if sign:
+        # B trusts A, so the default ("trusted") policy verifies every signature at B.
+        a_key = KeyStore.for_data_dir(root / "a" / "data").identity()
+        KeyStore.for_data_dir(root / "b" / "data").trust("node-a", a_key.public, "dtn://a/")
     tls = None
     if args.tls:
         tls = root / "pki"
@@ -203,12 +229,13 @@ def main() -> None:
         for n in ("a", "b"):
             make_node_certificate(f"dtn://{n}/", ca).write(tls, n)
     port = _free_port()
-    b = Node(root, "b", {"id": "in", "kind": "tcpcl", "listen": f"127.0.0.1:{port}"}, tls)
+    b = Node(root, "b", {"id": "in", "kind": "tcpcl", "listen": f"127.0.0.1:{port}"}, tls, sign)
     a = Node(
         root,
         "a",
         {"id": "to-b", "kind": "tcpcl", "address": f"127.0.0.1:{port}", "peer": "dtn://b/"},
         tls,
+        sign,
     )
     try:
         rx = Receiver(b)
@@ -227,6 +254,10 @@ def main() -> None:
             large.append(throughput(a, rx, 1 << 20, args.large))
         lat = sorted(latency(a, rx, args.samples))
         rx.stopping = True
+        with a.client() as cl:
+            sec_a = cl.status().get("security", {})
+        with b.client() as cl:
+            sec_b = cl.status().get("security", {})
     finally:
         a.stop()
         b.stop()
@@ -236,7 +267,8 @@ def main() -> None:
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
     print(
         f"waystation e2e: two node processes, TCPCLv4{' + TLS' if tls else ''} on loopback, "
-        f"LMDB durable at both ends (medians of {args.repeat})"
+        f"LMDB durable at both ends, BPSec signing {'on (B verifies)' if sign else 'off'} "
+        f"(medians of {args.repeat})"
     )
     print(f"  1 KiB bundles : {s:10,.0f} bundles/s  ({s * 1024 / 1e6:.1f} MB/s)")
     print(f"  1 MiB bundles : {l_ * 1.048576:10,.1f} MB/s      ({l_:.0f} bundles/s)")
@@ -244,6 +276,11 @@ def main() -> None:
     print(f"  raw loopback TCP (plain sockets, same run): {r:,.0f} MB/s")
     print(f"  1 MiB vs raw TCP: {l_ * 1.048576 / r:.1%}  (target >= 50%)")
     print(f"  1 KiB target >= 10,000/s: {'met' if s >= 10_000 else 'NOT met'}")
+    print(
+        f"  BPSec: A signed {sec_a.get('protected', 0):,}, B checked {sec_b.get('checked', 0):,}"
+        f" (rejected {sec_b.get('rejected', 0)})"
+    )
+    return s, l_, p50
 
 
 if __name__ == "__main__":
