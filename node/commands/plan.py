@@ -165,6 +165,22 @@ def _cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_load(args: argparse.Namespace) -> int:
+    import os
+
+    from waystation.client import ClientError
+    from waystation.commands._common import connect, fail
+
+    path = os.path.abspath(args.plan)  # the node resolves paths from its own directory
+    try:
+        with connect(args) as client:
+            reply = client.load_plan(path)
+    except ClientError as exc:
+        return fail(exc)
+    print(f"node loaded {reply.get('contacts', '?')} contacts from {path}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     plan = subparsers.add_parser("plan", help="contact plans: convert, compute, show, check, plot")
     sub = plan.add_subparsers(dest="plan_command", metavar="ACTION", required=True)
@@ -217,6 +233,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("-k", type=int, default=3, help="number of routes (default 3)")
     p.add_argument("--size", type=int, default=0, help="bundle size in bytes (default 0)")
     p.set_defaults(func=_cmd_route)
+
+    p = sub.add_parser(
+        "load",
+        help="make a running node load a plan (over its admin socket); it routes by CGR and "
+        "opens scheduled links on the plan's contacts",
+    )
+    p.add_argument("plan", help="contact plan file (read by the node; relative times = now)")
+    from waystation.commands._common import add_client_options
+
+    add_client_options(p)
+    p.set_defaults(func=_cmd_load)
 
     # Every action reports plan errors as one line naming file/line/field, exit status 2.
     for action in sub.choices.values():

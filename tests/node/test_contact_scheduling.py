@@ -320,3 +320,36 @@ def test_bundle_waits_for_contact_then_crosses_real_tcpcl(tmp_path: Path) -> Non
             await sat.stop()
 
     asyncio.run(main())
+
+
+def test_cli_plan_load_over_the_admin_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from waystation.cli import main
+
+    plan_path = tmp_path / "plan.json"
+    save_plan(plan_of((1, 2, T0, T0 + 100_000)), plan_path, "native")
+    clock = ManualClock(T0 + 10)
+
+    async def run() -> None:
+        cfg = NodeConfig(node_id="ipn:1.0", ipn_node=1, data_dir=tmp_path / "d",
+                         runtime_dir=tmp_path / "r")
+        svc = NodeService(cfg, store=MemoryBundleStore(), clock=clock)
+        await svc.start()
+        sock = str(tmp_path / "r" / "node.sock")
+        try:
+            rc = await asyncio.to_thread(main, ["plan", "load", str(plan_path), "--socket", sock])
+            assert rc == 0
+            assert svc.status()["schedule"]["open"] == ["ipn:2.0"]  # the contact is on now
+            bad = tmp_path / "bad.ionrc"
+            bad.write_text("a contact +0 +10 1 2 lots\n")
+            rc = await asyncio.to_thread(main, ["plan", "load", str(bad), "--socket", sock])
+            assert rc == 4  # refused with the plan error; the old plan stays
+            assert svc.status()["schedule"]["open"] == ["ipn:2.0"]
+        finally:
+            await svc.stop()
+
+    asyncio.run(run())
+    out, err = capsys.readouterr()
+    assert "node loaded 2 contacts" in out
+    assert "bad.ionrc:1" in err and "xmit_data_rate" in err
