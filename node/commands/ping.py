@@ -15,7 +15,9 @@ _MAGIC = b"WSPG"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("ping", help="ping a node's echo service", description=__doc__)
+    p = subparsers.add_parser(
+        "ping", help="ping a node's echo service", description=__doc__.replace("``", "")
+    )
     p.add_argument(
         "destination",
         help="a node ID (dtn://mars/ or ipn:2.0: its echo service is used) or an echo EID",

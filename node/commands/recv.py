@@ -12,7 +12,7 @@ from waystation.commands._common import add_client_options, connect, fail
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("recv", help="receive bundles", description=__doc__)
+    p = subparsers.add_parser("recv", help="receive bundles", description=__doc__.replace("``", ""))
     p.add_argument("endpoint", help="local endpoint, e.g. dtn://HOST/inbox (registered if new)")
     p.add_argument("--count", "-n", type=int, help="stop after N bundles (default: run forever)")
     p.add_argument(

@@ -12,7 +12,7 @@ from waystation.commands._common import add_client_options, connect, fail, human
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("send", help="send a bundle", description=__doc__)
+    p = subparsers.add_parser("send", help="send a bundle", description=__doc__.replace("``", ""))
     p.add_argument("destination", help="destination EID, e.g. dtn://mars/inbox or ipn:2.1")
     p.add_argument("text", nargs="?", help="payload text (else --file, else standard input)")
     p.add_argument("--file", "-f", type=Path, help="send this file's contents")

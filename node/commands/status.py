@@ -11,7 +11,9 @@ from waystation.commands._common import add_client_options, connect, fail, human
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("status", help="show the node's status", description=__doc__)
+    p = subparsers.add_parser(
+        "status", help="show the node's status", description=__doc__.replace("``", "")
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_client_options(p)
     p.set_defaults(func=run)
