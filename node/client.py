@@ -433,6 +433,7 @@ class AsyncClient:
         self._futures: dict[int, asyncio.Future[Frame]] = {}
         self._queues: dict[str, asyncio.Queue[Delivery]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._last_heard = time.monotonic()
         self.async_errors: list[NodeError] = []
 
     async def __aenter__(self) -> AsyncClient:
@@ -455,6 +456,7 @@ class AsyncClient:
     async def _read_loop(self) -> None:
         while True:
             data = await self._sock.recv()
+            self._last_heard = time.monotonic()
             try:
                 frame = _decode(data)
                 if frame.kind == KIND_KEEPALIVE:
@@ -549,13 +551,26 @@ class AsyncClient:
         """Async twin of :meth:`Client.receive` (ack when the next delivery is requested)."""
         queue = self._queues.setdefault(endpoint, asyncio.Queue())
         await self.call("recv", endpoint=endpoint, window=window)
+        self._last_heard = time.monotonic()
+        loop = asyncio.get_running_loop()
         received = 0
         try:
             while count is None or received < count:
-                try:
-                    delivery = await asyncio.wait_for(queue.get(), timeout)
-                except TimeoutError:
-                    return
+                deadline = None if timeout is None else loop.time() + timeout
+                delivery = None
+                while delivery is None:
+                    # wake at least every second to notice a silent node (keepalives stop)
+                    step = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+                    if step <= 0:
+                        return
+                    try:
+                        delivery = await asyncio.wait_for(queue.get(), step)
+                    except TimeoutError:
+                        if time.monotonic() - self._last_heard > SILENCE_S:
+                            raise NodeUnavailable(
+                                f"the node at {self.endpoint} went silent "
+                                f"(no keepalive for {SILENCE_S:.0f} s)"
+                            ) from None
                 received += 1
                 yield delivery
                 await self.ack(delivery)

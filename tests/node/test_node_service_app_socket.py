@@ -16,7 +16,7 @@ import zmq
 import zmq.asyncio
 from waystation.appproto import decode_frame, encode_frame
 from waystation.bundle import codec
-from waystation.client import AsyncClient, NodeError
+from waystation.client import AsyncClient, NodeError, NodeUnavailable
 from waystation.config import NodeConfig
 from waystation.links import LoopbackLink
 from waystation.service import NodeService
@@ -316,5 +316,27 @@ def test_contact_plan_routes_ipn_traffic_through_the_right_neighbour(tmp_path: P
         finally:
             await one.stop()
             await two.stop()
+
+    run(main)
+
+
+def test_receiving_client_notices_a_node_that_went_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import waystation.client as client_mod
+
+    monkeypatch.setattr(client_mod, "SILENCE_S", 1.5)
+
+    async def main() -> None:
+        node = NodeService(make_config(tmp_path, "gone"))
+        await node.start()
+        async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
+            stream = c.receive("dtn://gone/inbox")
+            waiter = asyncio.ensure_future(stream.__anext__())
+            await asyncio.sleep(1.2)  # keepalives arrive: still fine
+            assert not waiter.done()
+            await node.stop()
+            with pytest.raises(NodeUnavailable, match="went silent"):
+                await asyncio.wait_for(waiter, 10)
 
     run(main)
