@@ -275,17 +275,35 @@ async def _follow(
     names = account.names
     last_contact_end = max(c.end_ms for c in plan.contacts)
     done = asyncio.Event()
+    prev: dict[int, dict[str, Any]] = {}
+    seen_history: set[tuple[Any, ...]] = set()
+    poll_lock = asyncio.Lock()
+
+    async def poll_once() -> None:
+        # One round over the nodes; serialised so a delivery is printed after the status
+        # changes that led to it (contact opened, bundles forwarded).
+        async with poll_lock:
+            for n in (SAT, GS_A, GS_B):  # the satellite first: it announces the contacts
+                try:
+                    st = await clients[n].status()
+                except Exception:
+                    continue
+                _report(n, st, prev.get(n), account, seen_history, plan)
+                prev[n] = st
 
     async def deliveries() -> None:
         async for d in clients[GS_B].receive(DEST):
+            arrived_ms = clock.now_ms()
+            arrived_wall = time.time()
+            await poll_once()
             text = bytes(d.payload).decode(errors="replace")
             try:
                 idx = int(text.split()[2].split("/")[0])
             except (IndexError, ValueError):
                 idx = -1
             result.delivered[idx] = result.delivered.get(idx, 0) + 1
-            sim_s = (clock.now_ms() - d.creation_ms) / 1000
-            wall_s = time.time() - submitted.get(idx, time.time())
+            sim_s = (arrived_ms - d.creation_ms) / 1000
+            wall_s = arrived_wall - submitted.get(idx, arrived_wall)
             result.sim_delays_s.setdefault(idx, sim_s)
             result.wall_delays_s.setdefault(idx, wall_s)
             dup = "" if result.delivered[idx] == 1 else "  DUPLICATE"
@@ -295,16 +313,8 @@ async def _follow(
                 done.set()
 
     async def watch() -> None:
-        prev: dict[int, dict[str, Any]] = {}
-        seen_history: set[tuple[Any, ...]] = set()
         while True:
-            for n in (SAT, GS_A, GS_B):  # the satellite first: it announces the contacts
-                try:
-                    st = await clients[n].status()
-                except Exception:
-                    continue
-                _report(n, st, prev.get(n), account, seen_history)
-                prev[n] = st
+            await poll_once()
             await asyncio.sleep(0.1)
 
     tasks = [asyncio.create_task(deliveries()), asyncio.create_task(watch())]
@@ -327,7 +337,7 @@ async def _follow(
 
 
 def _report(n: int, st: dict[str, Any], prev: dict[str, Any] | None, account: _Account,
-            seen: set[tuple[Any, ...]]) -> None:
+            seen: set[tuple[Any, ...]], plan: Any) -> None:
     name = account.name(n)
     sched = st.get("schedule") or {}
     for h in sched.get("history", []):
@@ -341,6 +351,17 @@ def _report(n: int, st: dict[str, Any], prev: dict[str, Any] | None, account: _A
         what = "OPENS" if h["event"] == "contact-start" else "closes"
         account.say(f"contact {account.name(pair[0])} <-> {account.name(pair[1])} {what} "
                     f"(window {_hms(h['start_ms'])}-{_hms(h['end_ms'])} UTC)")
+        held = st.get("bundles", {}).get("held", 0)
+        if h["event"] == "contact-end" and held:
+            nxt = [c for c in plan.contacts if c.source == SAT and c.dest == GS_B
+                   and c.start_ms >= h["at_ms"]]
+            if nxt:
+                c = min(nxt, key=lambda c: c.start_ms)
+                wait_ms = c.start_ms - account.clock.now_ms()
+                account.say(f"{account.name(SAT)}: {held} bundle(s) stored aboard, waiting for "
+                            f"{account.name(GS_B)} at {_hms(c.start_ms)} UTC (in "
+                            f"{wait_ms / 60000:.0f} min simulated, "
+                            f"{account.clock.real_seconds(wait_ms):.0f} s wall)")
     links = {lk.get("id"): lk for lk in st.get("links", []) if lk.get("peer")}
     old_links = {lk.get("id"): lk for lk in (prev or {}).get("links", []) if lk.get("peer")}
     if n != SAT:
