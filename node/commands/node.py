@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(cfg: object) -> int:
+    from waystation.bundle.bpsec.errors import BPSecError
     from waystation.service import DataDirInUse, NodeService
     from waystation.store.api import StoreError
 
@@ -151,7 +152,7 @@ async def _main(cfg: object) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await service.start()
-    except (StoreError, OSError, DataDirInUse) as exc:
+    except (StoreError, OSError, DataDirInUse, BPSecError) as exc:  # BPSec: unusable key files
         log.error("cannot start node: %s", exc)
         print(f"waystation node: {exc}", file=sys.stderr)
         if not isinstance(exc, DataDirInUse):

@@ -231,3 +231,16 @@ def test_forged_unsigned_bundle_is_deleted_with_reason_12_and_reported(
     with c.client() as rc:
         rc.register("dtn://c/inbox")
         assert list(rc.receive("dtn://c/inbox", count=1, timeout=1)) == []
+
+
+def test_node_refuses_to_start_with_a_world_readable_identity_key(tmp_path: Path) -> None:
+    node = Node(tmp_path, "z", "")
+    node.keys("show")  # creates the identity key
+    key = node.dir / "data" / "keys" / "identity.pem"
+    key.chmod(0o644)
+    done = subprocess.run(
+        [PY, "-m", "waystation", "node", "--config", str(node.config)],
+        capture_output=True, timeout=60, check=False,
+    )
+    assert done.returncode == 1
+    assert b"chmod 600" in done.stderr and b"Traceback" not in done.stderr
