@@ -228,6 +228,8 @@ async def _demo(
         GS_A: ["--contact-link", f"{SAT}=127.0.0.1:{port}"],
         GS_B: ["--contact-link", f"{SAT}=127.0.0.1:{port}"],
     }
+    # A reused --workdir must not replay an earlier run's stored bundles.
+    shutil.rmtree(nodes_dir, ignore_errors=True)
     runtimes: dict[int, Path] = {}
     logs: dict[int, Path] = {}
     env = dict(os.environ)
@@ -331,9 +333,9 @@ async def _follow(
     finally:
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        # asyncio.wait never raises the tasks' outcomes, so a cancellation of *this* task
+        # (Ctrl-C) still propagates instead of being swallowed here.
+        await asyncio.wait(tasks)
 
 
 def _report(n: int, st: dict[str, Any], prev: dict[str, Any] | None, account: _Account,

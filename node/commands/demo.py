@@ -9,6 +9,7 @@ are delivered at Kourou. Engine: :mod:`waystation.demorun`; docs/demo.md.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -40,9 +41,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from waystation.demorun import DemoError, run_demo
 
+    # Ctrl-C and SIGTERM both stop the three nodes cleanly (even when started from a shell
+    # that ignores SIGINT in background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = run_demo(
             scale=args.scale,

@@ -30,3 +30,35 @@ def test_demo_delivers_every_message_exactly_once_and_writes_the_plan_png(
     # Every node process was stopped (their logs end with a clean shutdown).
     for n in (1, 2, 3):
         assert "node stopped" in (tmp_path / f"node-ipn{n}.log").read_text()
+
+
+def test_demo_interrupted_stops_every_node(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waystation", "demo", "--scale", "50", "--workdir",
+         str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "waiting for the pass" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    deadline = time.monotonic() + 5
+    for n in (1, 2, 3):
+        log = tmp_path / f"node-ipn{n}.log"
+        while "node stopped" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "node stopped" in log.read_text(), log.read_text()[-2000:]
