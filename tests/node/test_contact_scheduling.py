@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from waystation.bundle.dtntime import ManualClock
 from waystation.config import ConfigError, LinkConfig, NodeConfig, load_config
 from waystation.contact_plan import ContactPlan
 from waystation.contact_plan.formats import save_plan
 from waystation.contact_plan.model import Contact, Range
-from waystation.contact_plan.schedule import ContactEnded, ContactStarted
+from waystation.contact_plan.schedule import ContactEnded, ContactScheduler, ContactStarted
 from waystation.contacts import (
     CloseLink,
     ContactClosed,
@@ -353,3 +355,38 @@ def test_cli_plan_load_over_the_admin_socket(
     out, err = capsys.readouterr()
     assert "node loaded 2 contacts" in out
     assert "bad.ionrc:1" in err and "xmit_data_rate" in err
+
+
+# ------------------------------------------------------------------------------- properties
+_windows = st.lists(
+    st.tuples(st.sampled_from([(1, 2), (2, 1), (1, 3), (3, 1), (2, 3)]),
+              st.integers(0, 1000), st.integers(1, 300)),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_windows, st.lists(st.integers(0, 1400), min_size=1, max_size=20))
+def test_links_are_open_exactly_while_a_contact_with_the_neighbour_runs(
+    windows: list[tuple[tuple[int, int], int, int]], polls: list[int]
+) -> None:
+    contacts = {Contact(a, b, s, s + d, 100) for (a, b), s, d in windows}
+    plan = ContactPlan(contacts=tuple(sorted(contacts, key=lambda c: (c.start_ms, c.source))))
+    links = [LinkConfig(f"to{n}", "tcpcl", {"scheduled": True, "neighbour": n}) for n in (2, 3)]
+    planner = ContactLinkPlanner(1, links)
+    sched = ContactScheduler(plan, local_node=1)
+    is_open = {"to2": False, "to3": False}
+    for t in sorted(polls):
+        for out in planner.handle(sched.poll(t)):
+            if isinstance(out, OpenLink):
+                assert not is_open[out.link.id], "opened twice"
+                is_open[out.link.id] = True
+            elif isinstance(out, CloseLink):
+                assert is_open[out.link_id], "closed while closed"
+                is_open[out.link_id] = False
+        for n in (2, 3):
+            expected = any(
+                n in (c.source, c.dest) and 1 in (c.source, c.dest) and c.start_ms <= t < c.end_ms
+                for c in contacts
+            )
+            assert is_open[f"to{n}"] == expected, (t, n)
