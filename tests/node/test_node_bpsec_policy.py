@@ -388,3 +388,21 @@ def test_check_never_raises_on_mutated_signed_bundles(tmp_path: Path) -> None:
             assert result.reason_code in (8, 12, 13, 15, 16)
 
     check()
+
+
+def test_batched_worker_gives_each_caller_its_own_result_or_error(tmp_path: Path) -> None:
+    from waystation.bundle.errors import BundleError
+
+    sec = signer(tmp_path, "a")
+    wires = [make_wire("dtn://a/", "dtn://c/in", b"%d" % i, seq=i) for i in range(40)]
+    expected = [sec.protect_sync(w) for w in wires]  # Ed25519 signatures are deterministic
+
+    async def main() -> None:
+        calls = [sec.protect(w) for w in wires[:20]] + [sec.protect(b"\xff garbage")]
+        calls += [sec.protect(w) for w in wires[20:]]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(results[20], BundleError)
+        assert results[:20] + results[21:] == expected
+        sec.close()
+
+    run(main)
