@@ -227,6 +227,9 @@ class ContactLinks:
         """Start APScheduler on the running loop; arm the timeline if a plan is loaded."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        if not log.isEnabledFor(logging.DEBUG):
+            # APScheduler logs every job run at INFO; our own contact lines say what matters.
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._aps = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
         self._aps.start()
         self._running = True
