@@ -55,11 +55,43 @@ def format_status(s: dict[str, Any]) -> str:
         lines.append(f"  {r['pattern']:<30} -> {r['next_hop']}  ({r.get('kind', '')})")
     if not s.get("routes"):
         lines.append("  (none)")
+    lines.extend(_contact_lines(s))
     queues = s.get("queues") or {}
     if queues:
         lines.append("queues")
         lines.extend(f"  {n}: {q}" for n, q in queues.items())
     return "\n".join(lines)
+
+
+def _iso(ms: int) -> str:
+    from waystation.bundle.dtntime import dtn_ms_to_datetime
+
+    return dtn_ms_to_datetime(int(ms)).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _contact_lines(s: dict[str, Any]) -> list[str]:
+    """Contact plan schedule (docs/node.md "Scheduling"): clock, open contacts, next ones."""
+    sched = s.get("schedule")
+    contacts = s.get("contacts") or []
+    if not sched and not contacts:
+        return []
+    lines = ["contacts"]
+    if s.get("clock_ms") is not None:
+        lines.append(f"  node clock     {_iso(s['clock_ms'])}")
+    if sched:
+        lines.append(f"  in contact     {', '.join(sched.get('open', [])) or '(none)'}")
+        for lk in sched.get("links", []):
+            state = "open" if lk.get("open") else "closed until its contact"
+            lines.append(f"  scheduled link {lk.get('id')} -> {lk.get('neighbour')}  {state}")
+        if sched.get("next_event_ms") is not None:
+            lines.append(f"  next event     {_iso(sched['next_event_ms'])}")
+    for c in contacts[:5]:
+        mark = "now " if c.get("active") else "next"
+        lines.append(
+            f"  {mark} {c.get('from')} -> {c.get('to')}  {_iso(c['start_ms'])} .. "
+            f"{_iso(c['end_ms'])[11:]}  {c.get('rate')} B/s"
+        )
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -390,3 +390,19 @@ def test_links_are_open_exactly_while_a_contact_with_the_neighbour_runs(
                 for c in contacts
             )
             assert is_open[f"to{n}"] == expected, (t, n)
+
+
+def test_status_text_shows_the_schedule() -> None:
+    from waystation.commands.status import format_status
+
+    text = format_status({
+        "clock_ms": T0,
+        "schedule": {"open": ["ipn:2.0"], "next_event_ms": T0 + 60_000,
+                     "links": [{"id": "contact-ipn2", "neighbour": "ipn:2.0", "open": True}]},
+        "contacts": [{"from": "ipn:1.0", "to": "ipn:2.0", "start_ms": T0 - 1000,
+                      "end_ms": T0 + 60_000, "rate": 125000, "active": True}],
+    })
+    assert "in contact     ipn:2.0" in text
+    assert "scheduled link contact-ipn2 -> ipn:2.0  open" in text
+    assert "now  ipn:1.0 -> ipn:2.0" in text
+    assert "contacts" not in format_status({})
