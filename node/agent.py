@@ -26,8 +26,9 @@ forwarding, delivery and deletion when the bundle's flags request them; never fo
 administrative records (§5.1).
 
 Deviations: no custody transfer (RFC 9171 removed it; "custody" here is the store's retention
-guarantee). Fragmentation on forwarding (§5.8) is not performed: bundles go whole. Received
-fragments addressed to this node are delivered as fragments (no reassembly yet, §5.9).
+guarantee). Fragmentation on forwarding (§5.8) happens at transmission time in the service
+(waystation.fragmentation); fragments addressed to this node are reassembled before delivery
+(§5.9, waystation.reassembly).
 Duplicates (same bundle ID, §5.9) are suppressed while held and for their lifetime after.
 """
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waystation.bundle.dtntime import CreationTimestamp
 from waystation.bundle.errors import BundleError
@@ -52,6 +53,9 @@ from waystation.store.api import (
     ReasonCode,
     StoredEntry,
 )
+
+if TYPE_CHECKING:
+    from waystation.reassembly import AduId
 
 __all__ = [
     "Agent",
@@ -333,6 +337,11 @@ class Agent:
         self._placeholders: set[str] = set()
         # Payloads of bundles for node services (echo, admin sink), fed by the service.
         self._payload_for_echo: dict[bytes, bytes] = {}
+        # Fragments for local endpoints wait here for the rest of their ADU (§5.9).
+        # (imported here: waystation.reassembly builds on this module's Action/Event classes)
+        from waystation.reassembly import ReassemblyTracker
+
+        self.reassembly = ReassemblyTracker()
         self.counters: dict[str, int] = {
             "received": 0,
             "originated": 0,
@@ -367,6 +376,8 @@ class Agent:
 
     def _meta(self, p: _Pending) -> BundleMeta:
         info = p.info
+        if info.fragment_offset is not None:
+            return self.reassembly.meta(info, p.received_ms, p.priority, p.local_endpoint)
         return BundleMeta(
             received_ms=p.received_ms,
             expiry_ms=info.expiry_ms,
@@ -515,6 +526,8 @@ class Agent:
         out: list[Output] = [BundleAccepted(key, p.info.source, p.info.destination, p.origin)]
         if p.origin == "app":
             out.append(CompleteSubmission(p.token, p.info))
+        elif p.origin == self.reassembly.ORIGIN:
+            out += self.reassembly.settled(self, now_ms, key, "stored")
         elif p.origin.startswith("link:"):
             out.append(CompleteReception(p.token, True))
         out += self._dispatch(now_ms, held)
@@ -525,6 +538,10 @@ class Agent:
         p = self._pending.pop(key, None)
         if p is None:
             return []
+        if p.origin == self.reassembly.ORIGIN:
+            return self.reassembly.settled(
+                self, now_ms, key, "duplicate" if code == "duplicate" else "failed"
+            )
         if code == "duplicate":
             self.counters["duplicates"] += 1
             out: list[Output] = [DuplicateSuppressed(key, p.origin)]
@@ -565,6 +582,8 @@ class Agent:
         if p.origin.startswith("link:"):
             out += self._drop_unstored(now_ms, p.info, reason_code)
             out.append(CompleteReception(p.token, True, "deleted by security policy"))
+            if p.origin == self.reassembly.ORIGIN:
+                out += self.reassembly.settled(self, now_ms, key, "rejected", reason_code)
         elif p.origin == "app":
             out.append(FailSubmission(p.token, "security", reason))
         return out
@@ -579,6 +598,8 @@ class Agent:
         return self._route(now_ms, h)
 
     def _to_local(self, now_ms: int, h: _Held) -> list[Output]:
+        if h.info.fragment_offset is not None:
+            return self.reassembly.hold(self, now_ms, h)  # §5.7 step 1 / §5.9
         dest = h.info.destination
         key = h.info.key
         h.place, h.endpoint = "local", dest
@@ -756,6 +777,36 @@ class Agent:
         for n in neighbours:
             out += self._pump_neighbour(n)
         return out
+
+    def forwarding_failed(
+        self, now_ms: int, key: bytes, link_id: str, reason_code: int, reason: str
+    ) -> list[Output]:
+        """§5.4.2: forwarding over ``link_id`` is impossible (too big for the link and must
+        not be fragmented): delete the bundle citing ``reason_code``, reporting if asked."""
+        ls = self.links.get(link_id)
+        if ls is not None and ls.in_flight > 0:
+            ls.in_flight -= 1
+        h = self.held.get(key)
+        out: list[Output] = [TransmissionFailed(key, link_id, reason)]
+        if h is not None and h.link_id == link_id:
+            h.link_id = None
+            if h.info.wants(BundleFlags.REPORT_DELETION):
+                out += self._report(now_ms, h.info, "deletion", reason_code)
+            out += self._release(now_ms, h, Disposition.DELETED, reason_code)
+        if ls is not None and ls.neighbour:
+            out += self._pump_neighbour(ls.neighbour)
+        return out
+
+    # -----------------------------------------------------------------------------------------
+    # reassembly of local fragments (§5.9; waystation.reassembly)
+    # -----------------------------------------------------------------------------------------
+    def reassembled(self, now_ms: int, adu: AduId, wire: bytes) -> list[Output]:
+        """The service rebuilt the bundle of ``adu`` from its stored fragments."""
+        return self.reassembly.reassembled(self, now_ms, adu, wire)
+
+    def reassembly_failed(self, now_ms: int, adu: AduId, reason: str) -> list[Output]:
+        """The fragments of ``adu`` do not reassemble: they are deleted (reason 8)."""
+        return self.reassembly.failed(self, now_ms, adu, reason)
 
     # -----------------------------------------------------------------------------------------
     # registrations and local delivery (§5.7)

@@ -51,9 +51,11 @@ from waystation.bundle.dtntime import Clock, TimestampSource
 from waystation.bundle.errors import BundleError
 from waystation.bundleops import payload_of, prepare_forward
 from waystation.config import NodeConfig, local_node_ids
+from waystation.fragmentation import MUST_NOT_FRAGMENT_REASON, MustNotFragment, send_within_limit
 from waystation.identity import LocalIdentity
 from waystation.links import Link, LinkError, LinkManager
 from waystation.logsetup import kv
+from waystation.reassembly import ReassembleBundle, run_reassembly
 from waystation.routing import Route, StaticRouter
 from waystation.security import NodeSecurity
 from waystation.simclock import clock_from_config
@@ -64,6 +66,8 @@ from waystation.store.api import (
     StoreFull,
 )
 from waystation.store.group_commit import AsyncBundleStore
+from waystation.store.ops import DeleteOp
+from waystation.wirecache import WireCache
 
 __all__ = ["DataDirInUse", "NodeService", "open_store"]
 
@@ -156,6 +160,8 @@ class NodeService:
         self.contact_links: Any = None  # waystation.contacts.ContactLinks, made in start()
         self._lock_fd: int | None = None
         self._sync_store = store
+        # The wire of bundles just put, so transmit and deliver need not read them back.
+        self.wires = WireCache()
         self.store: AsyncBundleStore | None = None
         self.links = LinkManager(self)
         self._links_by_id: dict[str, Link] = {}
@@ -322,7 +328,9 @@ class NodeService:
         elif isinstance(action, DeliverBundle):
             self._deliver(action)
         elif isinstance(action, DeleteBundle):
-            self._spawn(self._delete(action))
+            self._delete(action)
+        elif isinstance(action, ReassembleBundle):
+            self._spawn(run_reassembly(self, action))
         elif isinstance(action, CompleteSubmission):
             if self.app is not None:
                 self.app.submission_done(action.token, action.info)
@@ -377,6 +385,7 @@ class NodeService:
                 pass
         try:
             fut = self.store.writer.submit_async(_put_op(action))
+            self.wires.put(action.key, action.wire)
         except StoreError as exc:  # writer stopped (shutting down)
             self.execute(self.agent.store_failed(self.now_ms(), action.key, "internal", str(exc)))
             return
@@ -388,6 +397,8 @@ class NodeService:
             self.execute(self.agent.store_failed(now, key, "internal", "store write cancelled"))
             return
         exc = fut.exception()
+        if exc is not None:
+            self.wires.discard(key)
         if exc is None:
             self.execute(self.agent.stored(now, key, getattr(fut.result(), "seq", None)))
         elif isinstance(exc, DuplicateBundle):
@@ -405,15 +416,22 @@ class NodeService:
         try:
             if link is None:
                 raise LinkError(f"no link {action.link_id}")
-            wire = self.store.store.get(action.key)
+            wire = self.wires.get(action.key) or self.store.store.get(action.key)
             wire = prepare_forward(
                 wire,
                 node_eid=self.identity.node_eid,
                 received_ms=action.received_ms,
                 now_ms=self.now_ms(),
             )
-            await link.send(wire)
+            await send_within_limit(link, wire)  # fragments to the link's limit (§5.8)
             ok = True
+        except MustNotFragment as exc:  # §5.4.2: forwarding failed, retrying cannot help
+            self.execute(
+                self.agent.forwarding_failed(
+                    self.now_ms(), action.key, action.link_id, MUST_NOT_FRAGMENT_REASON, str(exc)
+                )
+            )
+            return
         except (LinkError, StoreError, BundleError, OSError) as exc:
             error = str(exc)
         self.execute(self.agent.transmitted(self.now_ms(), action.key, action.link_id, ok, error))
@@ -421,7 +439,7 @@ class NodeService:
     def _deliver(self, action: DeliverBundle) -> None:
         assert self.store is not None
         try:
-            wire = self.store.store.get(action.key)
+            wire = self.wires.get(action.key) or self.store.store.get(action.key)
             payload, admin = payload_of(wire)
             info = self.agent.held[action.key].info
         except (StoreError, BundleError, KeyError) as exc:
@@ -442,14 +460,19 @@ class NodeService:
             self.execute(self.agent.delivery_failed(action.endpoint, action.key))
             self.execute(self.agent.consumer_gone(action.consumer))
 
-    async def _delete(self, action: DeleteBundle) -> None:
+    def _delete(self, action: DeleteBundle) -> None:
+        """Queue the removal on the group-commit writer (no task per bundle: a done callback
+        only logs a failure; the agent already let go of the bundle)."""
         assert self.store is not None
+        self.wires.discard(action.key)
         try:
-            await self.store.delete(
-                action.key, action.reason, disposition=action.disposition, now_ms=self.now_ms()
+            fut = self.store.writer.submit_async(
+                DeleteOp(action.key, action.reason, action.disposition, self.now_ms())
             )
-        except StoreError as exc:
+        except StoreError as exc:  # writer stopped (shutting down): restart re-holds it
             log.warning("delete failed", extra=kv(key=action.key, error=str(exc)))
+            return
+        fut.add_done_callback(lambda f, key=action.key: _delete_done(key, f))
 
     def _log_event(self, event: Any) -> None:
         if type(event) in _DEBUG_EVENTS and not log.isEnabledFor(logging.DEBUG):
@@ -637,6 +660,16 @@ class NodeService:
 
 
 _DEBUG_EVENTS = frozenset({BundleAccepted, BundleForwarded, BundleDelivered, BundleDeleted})
+
+
+def _delete_done(key: bytes, fut: asyncio.Future[Any]) -> None:
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    if isinstance(exc, StoreError):
+        log.warning("delete failed", extra=kv(key=key, error=str(exc)))
+    elif exc is not None:
+        log.error("delete failed", extra=kv(key=key, error=repr(exc)))
 
 
 def _put_op(action: StoreBundle) -> Any:
