@@ -59,7 +59,13 @@ class UnknownLinkKind(LinkError, ValueError):
 
 @runtime_checkable
 class Link(Protocol):
-    """One convergence-layer session to one neighbour."""
+    """One convergence-layer session to one neighbour.
+
+    Optional attribute ``max_bundle_size: int | None``: the largest bundle the link carries in
+    one piece (UDP: one datagram). The service fragments bigger bundles to it before ``send``
+    (RFC 9171 §5.8, ``waystation.fragmentation``); absent or None means no limit. It is not a
+    Protocol member so links without a limit (TCPCL, MTCP) need not declare it.
+    """
 
     link_id: str
     peer: str | None
@@ -151,6 +157,8 @@ class LoopbackLink:
         self.sent = 0
         self.received = 0
         self.drop_next = 0
+        # Tests set a limit to exercise fragmentation on forwarding (RFC 9171 §5.8).
+        self.max_bundle_size: int | None = None
 
     @staticmethod
     def pair(
