@@ -147,6 +147,9 @@ class ReassemblyTracker:
     def __init__(self) -> None:
         self._adus: dict[AduId, _Adu] = {}
         self._by_whole: dict[bytes, AduId] = {}
+        # Whole-bundle keys the policy rejected -> reason code, so late fragments of the same
+        # bundle are deleted with that code rather than released as delivered (bounded).
+        self._rejected: dict[bytes, int] = {}
         self.counters: dict[str, int] = {"reassembled": 0, "reassembly_failed": 0}
 
     def __len__(self) -> int:
@@ -163,6 +166,8 @@ class ReassemblyTracker:
         adu: AduId = (info.source, info.creation_ms, info.sequence)
         h.place, h.endpoint = "reassembly", None
         whole = whole_key(*adu)
+        if whole in self._rejected:
+            return agent._release(now_ms, h, Disposition.DELETED, self._rejected[whole])
         if whole in agent.held or whole in agent._seen:
             # The ADU was already reassembled (a fragment from another fragmentation episode or
             # a retransmission): its content is already here.
@@ -251,6 +256,9 @@ class ReassemblyTracker:
         if outcome in ("stored", "duplicate"):
             return self._finish(agent, now_ms, adu, Disposition.DELIVERED, 0, outcome)
         if outcome == "rejected":
+            if len(self._rejected) >= 1024:
+                self._rejected.pop(next(iter(self._rejected)))
+            self._rejected[key] = code
             # the deletion status report was generated for the reassembled bundle
             return self._finish(agent, now_ms, adu, Disposition.DELETED, code, "security policy")
         # Not stored (store full...): keep the fragments; the next fragment, or a restart,

@@ -231,3 +231,30 @@ def test_must_not_fragment_too_big_is_refused_and_deleted_with_reason_6() -> Non
     assert [(e.reason, e.disposition) for e in deleted] == [(6, Disposition.DELETED)]
     assert any(e.kind == "deletion" and e.reason == 6 for e in h.events_of(StatusReportGenerated))
     assert h.store.contains(tx.key) is False
+
+
+class RejectingHarness(FragHarness):
+    """The security policy (as the service's hook) rejects every reassembled bundle."""
+
+    def _store(self, action: Any) -> list[Any]:
+        if action.origin == "link:reassembly":
+            return self.agent.security_rejected(self.now, action.key, 15, "signature fails")
+        return super()._store(action)
+
+
+def test_a_reassembled_bundle_rejected_by_security_takes_its_fragments_with_it() -> None:
+    h = RejectingHarness()
+    _bound(h)
+    wire = _bundle(b"s" * 6000, flags=BundleFlags.REPORT_DELETION)
+    for f in _fragments(wire, 2500):
+        h.receive(f)
+    assert h.deliveries == []
+    assert [e.meta.destination for e in h.store.entries()] == ["dtn://src/"]  # the report only
+    assert {d.reason for d in h.deleted} == {15}
+    reports = [e for e in h.events_of(StatusReportGenerated) if e.kind == "deletion"]
+    assert [r.reason for r in reports] == [15]  # one report, for the whole bundle
+    # a late fragment of the same bundle (another fragmentation episode) goes the same way
+    late, _ = (bytes(encode_bundle(x)) for x in split_bundle(decode_bundle(wire), 100))
+    h.receive(late)
+    assert h.deliveries == [] and h.deleted[-1].reason == 15
+    assert len(h.store.entries()) == 1
