@@ -239,7 +239,15 @@ cdef str _describe(Head *h):
     return _MAJOR_NAMES[h.major]
 
 
-cdef uint64_t _read_array_head(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, str what) except? 0xFFFFFFFFFFFFFFFF:
+cdef inline uint64_t _read_array_head(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, str what) except? 0xFFFFFFFFFFFFFFFF:
+    cdef Py_ssize_t p = pos[0]
+    if p < n and 0x80 <= b[p] <= 0x97:  # definite array of 0..23 items: inlined
+        pos[0] = p + 1
+        return b[p] - 0x80
+    return _read_array_head_slow(b, n, pos, what)
+
+
+cdef uint64_t _read_array_head_slow(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, str what) except? 0xFFFFFFFFFFFFFFFF:
     cdef Head h
     _read_head(b, n, pos[0], &h)
     if h.major != 4:
@@ -253,9 +261,18 @@ cdef uint64_t _read_array_head(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, 
 cdef inline uint64_t _uint(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos, str what) except? 0xFFFFFFFFFFFFFFFF:
     """pycodec._uint: an unsigned integer in any valid length."""
     cdef Py_ssize_t p = pos[0]
-    if p < n and b[p] < 24:  # small ints: inlined, no error check needed
-        pos[0] = p + 1
-        return b[p]
+    cdef uint8_t ib
+    cdef int size
+    if p < n:
+        ib = b[p]
+        if ib < 24:  # small ints: inlined, no error check needed
+            pos[0] = p + 1
+            return ib
+        if ib <= 27:  # 1/2/4/8-byte argument, complete: also inlined
+            size = 1 << (ib - 24)
+            if p + 1 + size <= n:
+                pos[0] = p + 1 + size
+                return _be(b + p + 1, size)
     return _uint_slow(b, n, pos, what)
 
 
@@ -366,18 +383,47 @@ cdef inline EidEntry *_eid_cached(const uint8_t *b, Py_ssize_t n, Py_ssize_t sta
     return NULL
 
 
+# The last EID decoded in each primary-block field (destination, source, report-to): bundles
+# in a row mostly share them. A CBOR item delimits itself, so input that starts with the whole
+# encoding of a cached EID holds exactly that EID there -- no scan or hash needed.
+cdef EidEntry _eid_last[3]
+memset(_eid_last, 0, sizeof(_eid_last))
+
+
+cdef inline void _remember_eid(EidEntry *last, EidEntry *entry) noexcept:
+    """Make ``last`` a copy of ``entry`` (holding its own reference)."""
+    if last == NULL or last.eid == entry.eid:
+        return
+    Py_INCREF(<object>entry.eid)
+    Py_XDECREF(last.eid)
+    last.eid = entry.eid
+    last.length = entry.length
+    last.is_null = entry.is_null
+    memcpy(last.key, entry.key, entry.length)
+
+
 cdef object _decode_eid(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos,
-                        bint *is_null):
-    """Decode the EID at ``pos[0]`` (advancing it), like eid.decode_eid_cbor."""
+                        bint *is_null, EidEntry *last=NULL):
+    """Decode the EID at ``pos[0]`` (advancing it), like eid.decode_eid_cbor.
+
+    ``last``, if given, is the per-field memo tried first (see ``_eid_last``).
+    """
     cdef Py_ssize_t start = pos[0]
-    cdef Py_ssize_t end = _scan_eid(b, n, start)
-    cdef Py_ssize_t length = end - start
+    cdef Py_ssize_t end, length
     cdef EidEntry *entry = NULL
+    if (last != NULL and last.eid != NULL and last.length <= n - start
+            and memcmp(last.key, b + start, last.length) == 0):
+        pos[0] = start + last.length
+        is_null[0] = last.is_null
+        return <object>last.eid
+    end = _scan_eid(b, n, start)
+    length = end - start
     if end > 0 and length <= EID_KEY_MAX:
         entry = &_eid_cache[_fnv1a(b + start, length) & (EID_CACHE_SIZE - 1)]
         if entry.length == length and entry.eid != NULL and memcmp(entry.key, b + start, length) == 0:
             pos[0] = end
             is_null[0] = entry.is_null
+            _remember_eid(last, entry)
             return <object>entry.eid
     if PyBytes_Check(buf) or PyByteArray_Check(buf):
         # The reference hands decode_eid_cbor a memoryview of the input: so do we (on a miss).
@@ -393,6 +439,7 @@ cdef object _decode_eid(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize_t *
         entry.length = length
         entry.is_null = null
         memcpy(entry.key, b + start, length)
+        _remember_eid(last, entry)
     return eid
 
 
@@ -548,10 +595,15 @@ cdef Py_ssize_t _check_crc(const uint8_t *b, Py_ssize_t n, Py_ssize_t start, Py_
     cdef Py_ssize_t cstart, end
     cdef uint64_t stored, computed
     cdef const uint8_t *zeros = b"\0\0\0\0"
-    cdef int status = _head(b, n, pos, &h)
-    if status != H_OK or h.major != 2 or h.indef or h.arg != <uint64_t>size or h.end + size > n:
-        _crc_field_error(b, n, pos, crc_type, number, primary)
-    cstart = h.end
+    cdef int status
+    if pos < n and b[pos] == 0x40 + size and pos + 1 + size <= n:
+        cstart = pos + 1  # the shortest-form head of a 2/4-byte string: the usual case
+    else:
+        status = _head(b, n, pos, &h)
+        if (status != H_OK or h.major != 2 or h.indef or h.arg != <uint64_t>size
+                or h.end + size > n):
+            _crc_field_error(b, n, pos, crc_type, number, primary)
+        cstart = h.end
     end = cstart + size
     if crc_type == 1:
         computed = ws_crc16_update(
@@ -585,9 +637,34 @@ memset(&_memo_seq, 0, sizeof(IntMemo))
 memset(&_memo_lifetime, 0, sizeof(IntMemo))
 
 
+# The ints 0..255 as objects (CPython's small ints), indexed directly: no PyLong_From* call
+# for flags, CRC types, block types and numbers.
+cdef PyObject *_SMALL_INTS[256]
+
+
+cdef int _init_small_ints() except -1:
+    cdef int i
+    cdef object obj
+    for i in range(256):
+        obj = i
+        Py_INCREF(obj)  # a strong reference held by the table for the module's lifetime
+        _SMALL_INTS[i] = <PyObject *>obj
+    return 0
+
+
+_init_small_ints()
+
+
+cdef inline object _small(uint64_t value):
+    """``value`` as an int object; ``value < 256`` from the table above."""
+    if value < 256:
+        return <object>_SMALL_INTS[value]
+    return value
+
+
 cdef inline object _int(uint64_t value, IntMemo *memo):
     if value < 256:
-        return value  # CPython's small-int cache
+        return <object>_SMALL_INTS[value]
     cdef object obj
     if memo.obj != NULL and memo.value == value:
         return <object>memo.obj
@@ -622,9 +699,9 @@ cdef object _decode_primary(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize
         raise DecodeError(
             start, f"primary block has {count} items, but its flags and CRC type imply {expected}"
         )
-    destination = _decode_eid(buf, b, n, pos, &null_dest)
-    source = _decode_eid(buf, b, n, pos, &info.source_is_null)
-    report_to = _decode_eid(buf, b, n, pos, &null_rpt)
+    destination = _decode_eid(buf, b, n, pos, &null_dest, &_eid_last[0])
+    source = _decode_eid(buf, b, n, pos, &info.source_is_null, &_eid_last[1])
+    report_to = _decode_eid(buf, b, n, pos, &null_rpt, &_eid_last[2])
     at = pos[0]
     items = _read_array_head(b, n, pos, "creation timestamp")
     if items != 2:
@@ -645,7 +722,7 @@ cdef object _decode_primary(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize
     info.ctime = ctime
     info.frag_offset = frag_offset
     info.adu_length = adu_length
-    return _new_primary(flags, crc_type, destination, source, report_to,
+    return _new_primary(_small(flags), _small(crc_type), destination, source, report_to,
                         _new_timestamp(_int(ctime, &_memo_ctime), _int(seq, &_memo_seq)),
                         _int(lifetime, &_memo_lifetime), py_frag, py_adu)
 
@@ -698,7 +775,8 @@ cdef object _decode_canonical(object buf, const uint8_t *b, Py_ssize_t n, Py_ssi
         info.data = b + dstart
         info.length = dend - dstart
     st.nblocks += 1
-    return _new_canonical(block_type, number, flags, crc_type, data)
+    return _new_canonical(_small(block_type), _small(number), _small(flags), _small(crc_type),
+                          data)
 
 
 cdef object _decode(object buf, const uint8_t *b, Py_ssize_t n, bint validate,
