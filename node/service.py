@@ -524,9 +524,15 @@ class NodeService:
         self.execute(self.agent.link_down(self.now_ms(), link.link_id))
 
     async def bundle_received(self, link: Link, wire: bytes) -> bool:
+        return await self.receive_nowait(link, wire)
+
+    def receive_nowait(self, link: Link, wire: bytes) -> asyncio.Future[bool]:
+        """``bundle_received`` as a plain future: True once the bundle is durable (acknowledge
+        it), False to refuse it. For adapters on the per-bundle hot path (TCPCL): no coroutine
+        and no Task per received bundle."""
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.execute(self.agent.receive(self.now_ms(), wire, link.link_id, fut))
-        return await fut
+        return fut
 
     # -----------------------------------------------------------------------------------------
     # operations used by the app server
@@ -651,6 +657,11 @@ class NodeService:
             "clock_ms": self.now_ms(),
             "counters": snap["counters"],
             "admin_records": len(self.admin_records),
+            # local fragments waiting for the rest of their ADU (§5.9; waystation.reassembly)
+            "reassembly": {
+                "pending_adus": len(self.agent.reassembly),
+                **self.agent.reassembly.counters,
+            },
             "security": {
                 "signing": self.security.settings.signs,
                 "require_signature": self.security.settings.require,
