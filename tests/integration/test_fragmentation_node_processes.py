@@ -78,6 +78,7 @@ def test_200_kib_bundle_is_fragmented_over_udp_and_delivered_once_reassembled_an
     status_b = b.status()
     assert status_b["counters"]["received"] >= 200 * 1024 // LIMIT  # fragments, not one bundle
     assert status_b["counters"]["delivered"] == 1
+    assert status_b["reassembly"] == {"pending_adus": 0, "reassembled": 1, "reassembly_failed": 0}
     assert status_b["security"]["checked"] >= 1 and status_b["security"]["rejected"] == 0
     _wait_for(lambda: a.status()["counters"]["forwarded"] >= 1)
     # the fragments were deleted once the reassembled bundle was stored; it, once acked
@@ -124,3 +125,4 @@ def test_tampered_fragment_of_a_signed_bundle_is_rejected_after_reassembly(
         rc.register("dtn://b/inbox")
         assert list(rc.receive("dtn://b/inbox", count=1, timeout=1)) == []
     assert b.status()["counters"]["delivered"] == 0
+    assert b.status()["reassembly"]["reassembly_failed"] == 1
