@@ -24,7 +24,8 @@ very same Python helpers the reference uses, so error classes, offsets and messa
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_Check
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact,
+                            PyBytes_FromStringAndSize, PyBytes_GET_SIZE)
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE, PyList_CheckExact
 from cpython.long cimport PyLong_AsUnsignedLongLong, PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -403,10 +404,10 @@ cdef inline void _remember_eid(EidEntry *last, EidEntry *entry) noexcept:
 
 
 cdef object _decode_eid(object buf, const uint8_t *b, Py_ssize_t n, Py_ssize_t *pos,
-                        bint *is_null, EidEntry *last=NULL):
+                        bint *is_null, EidEntry *last):
     """Decode the EID at ``pos[0]`` (advancing it), like eid.decode_eid_cbor.
 
-    ``last``, if given, is the per-field memo tried first (see ``_eid_last``).
+    ``last``, if not NULL, is the per-field memo tried first (see ``_eid_last``).
     """
     cdef Py_ssize_t start = pos[0]
     cdef Py_ssize_t end, length
@@ -818,6 +819,14 @@ def decode_bundle(data, *, max_size=DEFAULT_MAX_BUNDLE_SIZE, validate=True):
     cdef Py_buffer view
     cdef Py_ssize_t n
     cdef bint base_is_input = False
+    if PyBytes_CheckExact(data):
+        # The common case, straight on the (immutable) bytes: no buffer export to take and
+        # release. The caller's reference keeps `data` alive for the whole call.
+        n = PyBytes_GET_SIZE(data)
+        if max_size is not None and (max_size is not _DEFAULT_MAX_OBJ or
+                                     n > _DEFAULT_MAX_SIZE) and n > max_size:
+            raise BundleTooLarge(f"bundle of {n} bytes exceeds the maximum of {max_size} bytes")
+        return _decode(data, <const uint8_t *>PyBytes_AS_STRING(data), n, validate, True)
     if PyBytes_Check(data) or PyByteArray_Check(data):
         # The reference wraps these in a memoryview; we read them directly and make a view only
         # for the payload (same content, same read-only flag, same owner).
@@ -884,7 +893,7 @@ cdef bint _previous_node_ok(const uint8_t *d, Py_ssize_t n):
         return pos == n
     data = memoryview(PyBytes_FromStringAndSize(<const char *>d, n))
     try:
-        _decode_eid(data, d, n, &pos, &is_null)
+        _decode_eid(data, d, n, &pos, &is_null, NULL)
     except BundleError:
         return False
     return pos == n
