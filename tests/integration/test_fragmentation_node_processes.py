@@ -126,3 +126,53 @@ def test_tampered_fragment_of_a_signed_bundle_is_rejected_after_reassembly(
         assert list(rc.receive("dtn://b/inbox", count=1, timeout=1)) == []
     assert b.status()["counters"]["delivered"] == 0
     assert b.status()["reassembly"]["reassembly_failed"] == 1
+
+
+def _signed_fragments(a: Node, payload: bytes, seq: int) -> list[bytes]:
+    wire, _ = originate(
+        source="dtn://a/app",
+        destination="dtn://b/inbox",
+        payload=payload,
+        creation=CreationTimestamp(SystemClock().now_ms(), seq),
+        lifetime_ms=3_600_000,
+    )
+    sec = NodeSecurity(a.dir / "data", ["dtn://a/"], None)
+    sec.start()
+    try:
+        signed = sec.protect_sync(wire)
+    finally:
+        sec.close()
+    return [bytes(encode_bundle(f)) for f in fragment_bundle(decode_bundle(signed), LIMIT)]
+
+
+def _inject(port: int, pieces: list[bytes]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for p in pieces:
+            s.sendto(p, ("127.0.0.1", port))
+            time.sleep(0.01)
+
+
+def test_fragments_survive_sigkill_and_the_adu_completes_after_restart(
+    pair,  # type: ignore[no-untyped-def]
+) -> None:
+    a, b, port_b = pair
+    payload = bytes(range(256)) * 300  # 76,800 bytes: 5 fragments
+    pieces = _signed_fragments(a, payload, 777)
+    half = len(pieces) // 2
+    _inject(port_b, pieces[:half])
+    _wait_for(lambda: b.status()["bundles"]["held"] == half)
+    assert b.proc is not None
+    b.proc.kill()  # SIGKILL: no shutdown path runs
+    b.proc.wait(10)
+    b.proc = None
+    b.start()
+    assert b.status()["reassembly"]["pending_adus"] == 1  # rebuilt from the store
+    _inject(port_b, pieces[half:])
+    with b.client() as rc:
+        rc.register("dtn://b/inbox")
+        got = list(rc.receive("dtn://b/inbox", count=1, timeout=20))
+        assert [d.payload for d in got] == [payload]
+        rc.ack(got[0])
+        assert list(rc.receive("dtn://b/inbox", count=1, timeout=1)) == []
+    assert b.status()["security"]["rejected"] == 0
+    _wait_for(lambda: b.status()["bundles"]["held"] == 0)
