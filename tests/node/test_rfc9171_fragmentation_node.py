@@ -258,3 +258,15 @@ def test_a_reassembled_bundle_rejected_by_security_takes_its_fragments_with_it()
     h.receive(late)
     assert h.deliveries == [] and h.deleted[-1].reason == 15
     assert len(h.store.entries()) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(payload=st.binary(min_size=2, max_size=6000), limit=st.integers(200, 7000))
+def test_fragment_wire_fits_every_piece_and_the_pieces_reassemble(payload: bytes, limit: int) -> None:
+    wire = _bundle(payload)
+    pieces = fragment_wire(wire, limit)
+    assert all(len(p) <= limit for p in pieces)
+    if len(pieces) > 1:
+        assert payload_of(_reassemble_from(pieces))[0] == payload
+    else:
+        assert pieces == [wire] and len(wire) <= limit
