@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,17 +37,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _loopback import raw_tcp_mb_s
+from _nodeproc import free_port, spawn_node, wait_until_up
 from waystation.bundle.bpsec.keystore import KeyStore
-from waystation.client import Client, ClientError
+from waystation.client import Client
 from waystation.convergence.tls import make_ca, make_node_certificate
 
 PY = sys.executable
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Node:
@@ -74,27 +69,10 @@ class Node:
             lines.append("[security]\nsign_originated = false\nrequire_signature = false\n")
         self.config = self.dir / "node.toml"
         self.config.write_text("\n".join(lines))
-        self.log = (self.dir / "node.log").open("wb")
+        log = self.dir / "node.log"
         env = dict(os.environ, MALLOC_TOP_PAD_=str(64 << 20))
-        self.proc = subprocess.Popen(
-            [PY, "-m", "waystation", "node", "--config", str(self.config)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node {name} exited; see {self.dir / 'node.log'}")
-            if self.socket.exists():
-                try:
-                    with self.client(0.5) as c:
-                        c.hello()
-                    return
-                except ClientError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"node {name} did not start")
+        self.proc = spawn_node(["--config", str(self.config)], log=log, env=env)
+        wait_until_up(self.proc, self.socket, log=log, label=f"node {name}")
 
     def client(self, timeout: float = 60.0) -> Client:
         return Client(f"ipc://{self.socket}", timeout=timeout)
@@ -105,36 +83,6 @@ class Node:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-def raw_tcp_mb_s(seconds: float = 1.0) -> float:
-    """Plain-socket loopback throughput with 1 MiB writes (sender and receiver threads)."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    port = srv.getsockname()[1]
-    total = 0
-
-    def sink() -> None:
-        nonlocal total
-        conn, _ = srv.accept()
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        while n := conn.recv_into(view):
-            total += n
-        conn.close()
-
-    t = threading.Thread(target=sink)
-    t.start()
-    s = socket.create_connection(("127.0.0.1", port))
-    block = bytes(1 << 20)
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        s.sendall(block)
-    s.shutdown(socket.SHUT_WR)
-    t.join()
-    dt = time.perf_counter() - t0
-    s.close()
-    srv.close()
-    return total / dt / 1e6
 
 
 class Receiver:
@@ -250,7 +198,7 @@ def run_pair(args: argparse.Namespace, sign: bool) -> tuple[float, float, float]
         (tls / "ca.crt").write_bytes(ca.cert_pem)
         for n in ("a", "b"):
             make_node_certificate(f"dtn://{n}/", ca).write(tls, n)
-    port = _free_port()
+    port = free_port()
     b = Node(root, "b", {"id": "in", "kind": "tcpcl", "listen": f"127.0.0.1:{port}"}, tls, sign)
     a = Node(
         root,

@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _loopback import raw_tcp_mb_s
 from waystation.convergence.tcpcl import SessionConfig
 from waystation.convergence.tcpcl.adapter import TcpclConnection, connect, start_server
 from waystation.convergence.tls import TlsSettings, make_ca, make_node_certificate
@@ -159,37 +160,6 @@ async def _run_tcpcl(port: int, size: int, count: int, window: int, ctx) -> floa
     return dt
 
 
-def plain_socket_mb_s(seconds: float = 1.0) -> float:
-    """Raw loopback TCP from Python: blocking sockets, 1 MiB writes, receiver thread."""
-    import socket
-    import threading
-
-    srv = socket.create_server(("127.0.0.1", 0))
-    total = 0
-
-    def sink() -> None:
-        nonlocal total
-        conn, _ = srv.accept()
-        view = memoryview(bytearray(1 << 20))
-        while n := conn.recv_into(view):
-            total += n
-        conn.close()
-
-    t = threading.Thread(target=sink)
-    t.start()
-    s = socket.create_connection(srv.getsockname())
-    block = bytes(1 << 20)
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        s.sendall(block)
-    s.shutdown(socket.SHUT_WR)
-    t.join()
-    dt = time.perf_counter() - t0
-    s.close()
-    srv.close()
-    return total / dt / 1e6
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -243,7 +213,7 @@ def main() -> None:
                     results.setdefault((label, kind), []).append(count / dt)
 
     asyncio.run(run_all())
-    sock = statistics.median(plain_socket_mb_s() for _ in range(args.repeat))
+    sock = statistics.median(raw_tcp_mb_s() for _ in range(args.repeat))
     for p in procs:
         p.terminate()
 

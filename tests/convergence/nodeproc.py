@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-from waystation.client import Client, ClientError
+from waystation.client import Client
 
-PY = sys.executable
+from tests.node_launch import free_port, spawn_node, wait_until_up
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port  # the name the tests here import
 
 
 class Node:
@@ -57,26 +50,9 @@ class Node:
 
     def start(self) -> None:
         env = dict(os.environ, WAYSTATION_SOCKET=str(self.socket))
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*self.prefix, PY, "-m", "waystation", "node", "--config", str(self.config)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
-            if self.socket.exists():
-                try:
-                    with self.client(0.5) as c:
-                        c.hello()
-                    return
-                except ClientError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not come up: {self.log.read_text()[-3000:]}")
+        args = ["--config", str(self.config)]
+        self.proc = spawn_node(args, log=self.log, env=env, prefix=self.prefix)
+        wait_until_up(self.proc, self.socket, log=self.log, label=self.name)
 
     def client(self, timeout: float = 30.0) -> Client:
         return Client(f"ipc://{self.socket}", timeout=timeout)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -25,19 +24,15 @@ import pytest
 from waystation.bundle.dtntime import CreationTimestamp, SystemClock
 from waystation.bundle.model import BundleFlags
 from waystation.bundleops import originate
-from waystation.client import Client, ClientError
+from waystation.client import Client
 from waystation.convergence.tcpcl.adapter import connect
 from waystation.convergence.tcpcl.session import SessionConfig
+
+from tests.node_launch import free_port, spawn_node, wait_until_up
 
 pytestmark = [pytest.mark.timeout(120)]
 PY = sys.executable
 KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Node:
@@ -65,24 +60,8 @@ class Node:
 
     def start(self) -> None:
         env = dict(os.environ, WAYSTATION_SOCKET=str(self.socket))
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [PY, "-m", "waystation", "node", "--config", str(self.config)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
-            if self.socket.exists():
-                try:
-                    with self.client(0.5) as c:
-                        c.hello()
-                    return
-                except ClientError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not come up: {self.log.read_text()[-3000:]}")
+        self.proc = spawn_node(["--config", str(self.config)], log=self.log, env=env)
+        wait_until_up(self.proc, self.socket, log=self.log, label=self.name)
 
     def client(self, timeout: float = 30.0) -> Client:
         return Client(f"ipc://{self.socket}", timeout=timeout)
@@ -123,7 +102,7 @@ def _wait_for(pred, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-d
 
 @pytest.fixture
 def chain(tmp_path: Path):  # type: ignore[no-untyped-def]
-    pb, pc = _free_port(), _free_port()
+    pb, pc = free_port(), free_port()
     c = Node(tmp_path, "c", (
         _link(id="in", kind="tcpcl", listen=f"127.0.0.1:{pc}")
         + '[security]\n[[security.rules]]\nname = "from-a-encrypted"\nrole = "acceptor"\n'

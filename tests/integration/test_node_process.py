@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from waystation.client import Client, ClientError
 
+from tests.node_launch import spawn_node, wait_until_up
+
 pytestmark = pytest.mark.timeout(90)
 PY = sys.executable
 
@@ -38,38 +40,10 @@ class NodeProcess:
         self.extra: list[str] = []
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    PY,
-                    "-m",
-                    "waystation",
-                    "node",
-                    "--id",
-                    f"dtn://{self.name}/",
-                    "--data-dir",
-                    str(self.data),
-                    "--runtime-dir",
-                    str(self.run_dir),
-                    *self.extra,
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node exited: {self.log.read_text()}")
-            if self.socket.exists():
-                try:
-                    with self.client(timeout=0.5) as c:
-                        c.hello()
-                    return
-                except ClientError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"node did not come up: {self.log.read_text()}")
+        args = ["--id", f"dtn://{self.name}/", "--data-dir", str(self.data)]
+        args += ["--runtime-dir", str(self.run_dir), *self.extra]
+        self.proc = spawn_node(args, log=self.log, env=self.env)
+        wait_until_up(self.proc, self.socket, log=self.log, label="node", timeout=20, log_tail=None)
 
     def client(self, timeout: float = 10.0) -> Client:
         return Client(f"ipc://{self.socket}", timeout=timeout)
