@@ -27,7 +27,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .cborhead import INDEFINITE, MAJOR_TEXT, MAJOR_UINT, read_array_head, read_head, read_text
+from .cborhead import (
+    INDEFINITE,
+    MAJOR_TEXT,
+    MAJOR_UINT,
+    encode_head,
+    read_array_head,
+    read_head,
+    read_text,
+)
 from .errors import DecodeError, EIDError
 
 __all__ = [
@@ -216,18 +224,6 @@ class DtnEID(EndpointID):
         return f"dtn:{self.ssp}"
 
 
-def _cbor_uint(value: int) -> bytes:
-    if value < 24:
-        return bytes((value,))
-    if value < 0x100:
-        return bytes((24, value))
-    if value < 0x10000:
-        return b"\x19" + value.to_bytes(2, "big")
-    if value < 0x100000000:
-        return b"\x1a" + value.to_bytes(4, "big")
-    return b"\x1b" + value.to_bytes(8, "big")
-
-
 @dataclass(frozen=True, slots=True)
 class IpnEID(EndpointID):
     """``ipn:node.service`` or ``ipn:authority.node.service`` (§4.2.5.1.2, RFC 9758)."""
@@ -291,12 +287,16 @@ class IpnEID(EndpointID):
 
     def to_cbor(self) -> bytes:
         if self.authority == 0:
-            return b"\x82\x02\x82" + _cbor_uint(self.node) + _cbor_uint(self.service)
+            return (
+                b"\x82\x02\x82"
+                + encode_head(MAJOR_UINT, self.node)
+                + encode_head(MAJOR_UINT, self.service)
+            )
         return (
             b"\x82\x02\x83"
-            + _cbor_uint(self.authority)
-            + _cbor_uint(self.node)
-            + _cbor_uint(self.service)
+            + encode_head(MAJOR_UINT, self.authority)
+            + encode_head(MAJOR_UINT, self.node)
+            + encode_head(MAJOR_UINT, self.service)
         )
 
     def __str__(self) -> str:

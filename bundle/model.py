@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 from typing import NamedTuple
 
-from .cborhead import INDEFINITE, MAJOR_UINT, read_array_head, read_head
+from .cborhead import INDEFINITE, MAJOR_UINT, encode_head, read_array_head, read_head
 from .dtntime import CreationTimestamp
 from .eid import EndpointID, decode_eid_cbor, eid_from_cbor
 from .errors import DecodeError, ValidationError
@@ -187,15 +187,7 @@ class HopCount(NamedTuple):
 def _uint(value: int) -> bytes:
     if value < 0 or value > 0xFFFFFFFFFFFFFFFF:
         raise ValidationError(f"{value} is not a CBOR unsigned integer (0..2^64-1)")
-    if value < 24:
-        return bytes((value,))
-    if value < 0x100:
-        return bytes((24, value))
-    if value < 0x10000:
-        return b"\x19" + value.to_bytes(2, "big")
-    if value < 0x100000000:
-        return b"\x1a" + value.to_bytes(4, "big")
-    return b"\x1b" + value.to_bytes(8, "big")
+    return encode_head(MAJOR_UINT, value)
 
 
 def previous_node_data(node: EndpointID) -> bytes:

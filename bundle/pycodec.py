@@ -29,7 +29,14 @@ Encoding (:func:`encode_bundle`)
 
 from __future__ import annotations
 
-from .cborhead import INDEFINITE, MAJOR_BYTES, MAJOR_UINT, read_array_head, read_head
+from .cborhead import (
+    INDEFINITE,
+    MAJOR_BYTES,
+    MAJOR_UINT,
+    encode_head,
+    read_array_head,
+    read_head,
+)
 from .crc import crc16_x25, crc32c
 from .dtntime import CreationTimestamp
 from .eid import EndpointID, decode_eid_cbor
@@ -221,23 +228,10 @@ def _decode_canonical(buf: memoryview, start: int) -> tuple[CanonicalBlock, int]
 # encoding
 
 
-def _head(major: int, value: int) -> bytes:
-    mt = major << 5
-    if value < 24:
-        return bytes((mt | value,))
-    if value < 0x100:
-        return bytes((mt | 24, value))
-    if value < 0x10000:
-        return bytes((mt | 25,)) + value.to_bytes(2, "big")
-    if value < 0x100000000:
-        return bytes((mt | 26,)) + value.to_bytes(4, "big")
-    return bytes((mt | 27,)) + value.to_bytes(8, "big")
-
-
 def _enc_uint(value: object, what: str) -> bytes:
     if not isinstance(value, int) or not 0 <= value <= _U64:
         raise ValidationError(f"{what} {value!r} is not an unsigned 64-bit integer")
-    return _head(0, value)
+    return encode_head(MAJOR_UINT, value)
 
 
 def _finish_crc(out: bytearray, start: int, crc_type: int) -> None:
@@ -302,7 +296,7 @@ def _encode_canonical_into(out: bytearray, b: CanonicalBlock) -> None:
     out += _enc_uint(b.number, "block number")
     out += _enc_uint(b.flags, "block flags")
     out.append(crc_type)
-    out += _head(MAJOR_BYTES, len(data) if not isinstance(data, memoryview) else data.nbytes)
+    out += encode_head(MAJOR_BYTES, len(data) if not isinstance(data, memoryview) else data.nbytes)
     out += data
     if crc_type:
         _finish_crc(out, start, crc_type)
