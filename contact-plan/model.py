@@ -44,6 +44,18 @@ def _check_time(name: str, value: int) -> None:
         raise PlanValidationError(f"{name} {value} is before the DTN epoch")
 
 
+def _check_span(kind: str, source: int, dest: int, start_ms: int, end_ms: int) -> None:
+    """Endpoints and a non-empty ``[start_ms, end_ms)``: what a contact and a range share."""
+    _check_node("source", source)
+    _check_node("dest", dest)
+    _check_time("start_ms", start_ms)
+    _check_time("end_ms", end_ms)
+    if end_ms <= start_ms:
+        raise PlanValidationError(
+            f"{kind} {source}->{dest} ends ({end_ms}) at or before it starts ({start_ms})"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
     """One scheduled transmission opportunity ``source -> dest`` over ``[start_ms, end_ms)``."""
@@ -57,15 +69,7 @@ class Contact:
     confidence: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_node("source", self.source)
-        _check_node("dest", self.dest)
-        _check_time("start_ms", self.start_ms)
-        _check_time("end_ms", self.end_ms)
-        if self.end_ms <= self.start_ms:
-            raise PlanValidationError(
-                f"contact {self.source}->{self.dest} ends ({self.end_ms}) at or before it "
-                f"starts ({self.start_ms})"
-            )
+        _check_span("contact", self.source, self.dest, self.start_ms, self.end_ms)
         if isinstance(self.rate, bool) or not isinstance(self.rate, int) or self.rate <= 0:
             raise PlanValidationError(f"rate must be a positive integer (bytes/s), not {self.rate!r}")
         if not isinstance(self.confidence, int | float) or not 0.0 < self.confidence <= 1.0:
@@ -92,15 +96,7 @@ class Range:
     owlt_ms: int
 
     def __post_init__(self) -> None:
-        _check_node("source", self.source)
-        _check_node("dest", self.dest)
-        _check_time("start_ms", self.start_ms)
-        _check_time("end_ms", self.end_ms)
-        if self.end_ms <= self.start_ms:
-            raise PlanValidationError(
-                f"range {self.source}->{self.dest} ends ({self.end_ms}) at or before it "
-                f"starts ({self.start_ms})"
-            )
+        _check_span("range", self.source, self.dest, self.start_ms, self.end_ms)
         if isinstance(self.owlt_ms, bool) or not isinstance(self.owlt_ms, int) or self.owlt_ms < 0:
             raise PlanValidationError(f"owlt_ms must be an integer >= 0, not {self.owlt_ms!r}")
 
