@@ -62,3 +62,34 @@ def test_demo_interrupted_stops_every_node(tmp_path: Path) -> None:
         while "node stopped" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "node stopped" in log.read_text(), log.read_text()[-2000:]
+
+
+def test_demo_killed_by_sigkill_leaves_no_node_running(tmp_path: Path) -> None:
+    """The kernel stops the nodes (parent-death signal) even when the demo cannot clean up."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waystation", "demo", "--scale", "50", "--workdir",
+         str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "waiting for the pass" in line:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 15
+    for n in (1, 2, 3):
+        log = tmp_path / f"node-ipn{n}.log"
+        while "node stopped" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "node stopped" in log.read_text(), log.read_text()[-2000:]
