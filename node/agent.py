@@ -956,6 +956,36 @@ class Agent:
             self.counters["deleted"] += 1
         return [DeleteBundle(key, reason, disposition), BundleDeleted(key, reason, disposition)]
 
+    def cancel(self, now_ms: int, key: bytes, reason: int) -> list[Output]:
+        """An operator deletes a held bundle (``store_delete``): §5.10 deletion with ``reason``.
+
+        Wherever the bundle is - waiting for a route, in a neighbour's queue, pending or in
+        flight to an application - it is released, so it is never forwarded or delivered
+        afterwards (stale queue and registration heap entries are skipped by the pumps). A
+        transfer already in progress on a link cannot be recalled; its outcome is ignored.
+        A deletion status report is generated if the bundle asked for one (§5.10, §6.1.1).
+        Raises ``KeyError`` if the bundle is not held (unknown, or its store write pending).
+        """
+        h = self.held.get(key)
+        if h is None:
+            raise KeyError(key)
+        out: list[Output] = []
+        if h.info.wants(BundleFlags.REPORT_DELETION):
+            out += self._report(now_ms, h.info, "deletion", reason)
+        # In flight on a link: ``transmitted`` later finds no held bundle and only frees the
+        # link's window slot.
+        h.link_id = None
+        if h.delivering is not None and h.endpoint is not None:
+            reg = self.registrations.get(h.endpoint)
+            if reg is not None:
+                reg.in_flight.discard(key)
+        out += self._release(now_ms, h, Disposition.DELETED, reason)
+        if h.endpoint is not None:
+            reg = self.registrations.get(h.endpoint)
+            if reg is not None:
+                out += self._pump_registration(reg)
+        return out
+
     def _report(self, now_ms: int, subject: BundleInfo, kind: str, reason: int) -> list[Output]:
         """Generate a §6.1 status report bundle (stored and routed like any other)."""
         try:

@@ -62,6 +62,11 @@ OPS = frozenset(
         "add_link",
         "del_link",
         "load_plan",
+        # store administration (docs/app-protocol.md, "Store administration")
+        "store_list",
+        "store_get",
+        "store_delete",
+        "store_stats",
     }
 )
 

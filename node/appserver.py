@@ -45,8 +45,17 @@ from waystation.bundleops import BundleInfo, cached_eid
 from waystation.config import NodeConfig, socket_endpoint
 from waystation.links import LinkError
 from waystation.logsetup import kv
+from waystation.store.api import (
+    BundleMeta,
+    BundleNotFound,
+    CustodyState,
+    Disposition,
+    ReasonCode,
+    StoreError,
+    iter_all,
+)
 
-__all__ = ["AppServer", "KIND_KEEPALIVE"]
+__all__ = ["AppServer", "KIND_KEEPALIVE", "meta_to_map", "resolve_key"]
 
 log = logging.getLogger("waystation.app")
 
@@ -101,6 +110,10 @@ class AppServer:
             "add_link": self._add_link,
             "del_link": self._del_link,
             "load_plan": self._load_plan,
+            "store_list": self._store_list,
+            "store_get": self._store_get,
+            "store_delete": self._store_delete,
+            "store_stats": self._store_stats,
         }
 
     # -----------------------------------------------------------------------------------------
@@ -507,3 +520,185 @@ class AppServer:
         except ValueError as exc:
             raise AppProtocolError(ErrorCode.BAD_ARGUMENT, str(exc), rid) from None
         return {"path": path, "contacts": count}
+
+    # -----------------------------------------------------------------------------------------
+    # store administration (``waystation store`` on a running node). Reads go straight to the
+    # store (LMDB read transactions are short and never block the writer); deletion goes
+    # through the agent so queues, pending deliveries and the wire cache stay consistent.
+    # -----------------------------------------------------------------------------------------
+    def _sync_store(self, rid: int) -> Any:
+        store = self.service.store
+        if store is None:
+            raise AppProtocolError(ErrorCode.NOT_AVAILABLE, "the store is not open", rid)
+        return store.store
+
+    def _store_key(self, body: dict[str, Any], rid: int) -> bytes:
+        """``key``: the full store key as bytes, or hex text (a unique prefix is enough)."""
+        value = require(body, "key", (bytes, str), rid)
+        store = self._sync_store(rid)
+        if isinstance(value, bytes):
+            if not store.contains(value):
+                raise AppProtocolError(
+                    ErrorCode.NOT_FOUND, f"no bundle with key {value.hex()}", rid
+                )
+            return value
+        try:
+            return resolve_key(store, value)
+        except StoreError as exc:
+            code = ErrorCode.BAD_ARGUMENT if "not a hex key" in str(exc) else ErrorCode.NOT_FOUND
+            raise AppProtocolError(code, str(exc), rid) from None
+
+    def _store_list(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
+        destination = optional(body, "destination", str, None, rid)
+        state = optional(body, "state", str, None, rid)
+        queue = optional(body, "queue", str, None, rid)
+        limit = optional(body, "limit", int, STORE_LIST_MAX, rid)
+        after = optional(body, "after", bytes, None, rid)
+        if state is not None and state not in _STATES:
+            raise AppProtocolError(
+                ErrorCode.BAD_ARGUMENT,
+                f"state must be one of {', '.join(sorted(_STATES))}, not {state[:32]!r}",
+                rid,
+            )
+        if not 0 <= limit <= STORE_LIST_MAX:
+            raise AppProtocolError(
+                ErrorCode.BAD_ARGUMENT, f"limit must be in 0..{STORE_LIST_MAX}", rid
+            )
+        store = self._sync_store(rid)
+        try:
+            if queue is not None:
+                candidates: Any = store.queue(queue)
+            elif destination is not None:
+                candidates = store.by_destination(destination)
+            else:
+                candidates = iter_all(store)
+            entries = []
+            more = False
+            for e in candidates:
+                if after is not None and queue is None and destination is None and e.key <= after:
+                    continue
+                if destination is not None and e.meta.destination != destination:
+                    continue
+                if state is not None and e.meta.state != state:
+                    continue
+                if len(entries) == limit:
+                    more = True
+                    break
+                entries.append({"key": e.key, "meta": meta_to_map(e.meta)})
+        except StoreError as exc:
+            raise AppProtocolError(ErrorCode.INTERNAL, f"store: {exc}", rid) from None
+        return {"entries": entries, "more": more}
+
+    def _store_get(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
+        key = self._store_key(body, rid)
+        store = self._sync_store(rid)
+        try:
+            meta = store.get_meta(key)
+            wire = self.service.wires.get(key) or store.get(key)
+        except BundleNotFound:
+            raise AppProtocolError(
+                ErrorCode.NOT_FOUND, f"no bundle with key {key.hex()}", rid
+            ) from None
+        except StoreError as exc:
+            raise AppProtocolError(ErrorCode.INTERNAL, f"store: {exc}", rid) from None
+        h = self.service.agent.held.get(key)
+        node = {"place": h.place, "neighbour": h.neighbour, "endpoint": h.endpoint} if h else None
+        return {"key": key, "wire": bytes(wire), "meta": meta_to_map(meta), "node": node}
+
+    def _store_delete(self, peer: Consumer, rid: int, body: dict[str, Any]) -> None:
+        key = self._store_key(body, rid)
+        reason = optional(body, "reason", int, int(ReasonCode.TRANSMISSION_CANCELED), rid)
+        if not 0 <= reason <= 255:
+            raise AppProtocolError(ErrorCode.BAD_ARGUMENT, "reason must be in 0..255", rid)
+        try:
+            done = self.service.delete_bundle(key, reason)
+        except KeyError:
+            # Stored but not (yet) in the agent's custody: its store write is still being
+            # confirmed, or it is being released right now. Either way: nothing done.
+            raise AppProtocolError(
+                ErrorCode.NOT_FOUND,
+                f"bundle {key.hex()} is not held by the node (being stored or released); retry",
+                rid,
+            ) from None
+        reply = {"key": key, "reason": reason}
+        if done is None:
+            if rid:
+                self._send_frame(peer, encode_frame(KIND_OK, rid, reply))
+            return None
+
+        def durable(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                exc = None if fut.cancelled() else fut.exception()
+                self._error(peer, rid, ErrorCode.INTERNAL, f"store delete failed: {exc}")
+            elif rid:
+                self._send_frame(peer, encode_frame(KIND_OK, rid, reply))
+
+        done.add_done_callback(durable)
+        return None
+
+    def _store_stats(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
+        store = self._sync_store(rid)
+        try:
+            s = store.stats()
+            states: dict[str, int] = {}
+            for e in iter_all(store):
+                states[e.meta.state.value] = states.get(e.meta.state.value, 0) + 1
+            queues = store.queues()
+        except StoreError as exc:
+            raise AppProtocolError(ErrorCode.INTERNAL, f"store: {exc}", rid) from None
+        snap = self.service.agent.snapshot()
+        return {
+            "path": s.path,
+            "backend": s.backend,
+            "count": s.count,
+            "bytes": s.bytes,
+            "max_count": s.max_count,
+            "max_bytes": s.max_bytes,
+            "deletions_logged": s.deletions_logged,
+            "map_size": s.map_size,
+            "map_used": s.map_used,
+            "by_state": states,
+            "queues": queues,
+            "held": {"count": snap["held"], **snap["places"]},
+        }
+
+
+STORE_LIST_MAX = 100_000  # entries per store_list reply; page on with ``after``
+_STATES = frozenset(s.value for s in CustodyState)
+
+
+def meta_to_map(meta: BundleMeta) -> dict[str, Any]:
+    """Store metadata as a CBOR map keyed by field name (enums as their values)."""
+    out: dict[str, Any] = {}
+    for name in BundleMeta.__dataclass_fields__:
+        value = getattr(meta, name)
+        if isinstance(value, CustodyState | Disposition):
+            value = value.value
+        elif name == "priority":
+            value = int(value)
+        out[name] = value
+    return out
+
+
+def resolve_key(store: Any, text: str) -> bytes:
+    """A full store key from hex text or a unique hex prefix (keys sort like their hex);
+    raises ``StoreError`` with a precise message otherwise."""
+    text = text.strip().lower()
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        raise StoreError(f"not a hex key: {text[:80]!r}")
+    if len(text) % 2 == 0 and store.contains(bytes.fromhex(text)):
+        return bytes.fromhex(text)
+    hits: list[bytes] = []
+    for entry in iter_all(store):
+        h = entry.key.hex()
+        if h.startswith(text):
+            hits.append(entry.key)
+            if len(hits) > 1:
+                break
+        elif h > text:
+            break
+    if not hits:
+        raise StoreError(f"no bundle with key {text}")
+    if len(hits) > 1:
+        raise StoreError(f"key prefix {text} is ambiguous")
+    return hits[0]

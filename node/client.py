@@ -410,6 +410,39 @@ class Client:
     def load_plan(self, path: str) -> dict[str, Any]:
         return self.call("load_plan", path=path)
 
+    # -- store administration (docs/app-protocol.md, "Store administration") ------------------
+    def store_list(
+        self,
+        *,
+        destination: str | None = None,
+        state: str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        after: bytes | None = None,
+    ) -> dict[str, Any]:
+        """``{"entries": [{"key": bytes, "meta": {...}}, ...], "more": bool}``."""
+        return self.call(
+            "store_list",
+            destination=destination,
+            state=state,
+            queue=queue,
+            limit=limit,
+            after=after,
+        )
+
+    def store_get(self, key: bytes | str) -> dict[str, Any]:
+        """One stored bundle: ``key``, raw ``wire`` bytes, ``meta`` and the node's view
+        (``node``). ``key`` is the store key, or its hex text (a unique prefix is enough)."""
+        return self.call("store_get", key=key)
+
+    def store_delete(self, key: bytes | str, reason: int = 3) -> dict[str, Any]:
+        """Delete a bundle the node holds, citing an RFC 9171 §6.1.1 reason code (default 3,
+        transmission canceled); returns once the deletion is durable."""
+        return self.call("store_delete", key=key, reason=reason)
+
+    def store_stats(self) -> dict[str, Any]:
+        return self.call("store_stats")
+
 
 class AsyncClient:
     """asyncio client: many requests may be in flight at once from many tasks."""
@@ -586,3 +619,16 @@ class AsyncClient:
 
     async def load_plan(self, path: str) -> dict[str, Any]:
         return await self.call("load_plan", path=path)
+
+    async def store_list(self, **filters: Any) -> dict[str, Any]:
+        """See :meth:`Client.store_list` (filters: destination, state, queue, limit, after)."""
+        return await self.call("store_list", **filters)
+
+    async def store_get(self, key: bytes | str) -> dict[str, Any]:
+        return await self.call("store_get", key=key)
+
+    async def store_delete(self, key: bytes | str, reason: int = 3) -> dict[str, Any]:
+        return await self.call("store_delete", key=key, reason=reason)
+
+    async def store_stats(self) -> dict[str, Any]:
+        return await self.call("store_stats")

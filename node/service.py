@@ -460,7 +460,7 @@ class NodeService:
             self.execute(self.agent.delivery_failed(action.endpoint, action.key))
             self.execute(self.agent.consumer_gone(action.consumer))
 
-    def _delete(self, action: DeleteBundle) -> None:
+    def _delete(self, action: DeleteBundle) -> asyncio.Future[Any] | None:
         """Queue the removal on the group-commit writer (no task per bundle: a done callback
         only logs a failure; the agent already let go of the bundle)."""
         assert self.store is not None
@@ -471,8 +471,28 @@ class NodeService:
             )
         except StoreError as exc:  # writer stopped (shutting down): restart re-holds it
             log.warning("delete failed", extra=kv(key=action.key, error=str(exc)))
-            return
+            return None
         fut.add_done_callback(lambda f, key=action.key: _delete_done(key, f))
+        return fut
+
+    def delete_bundle(self, key: bytes, reason: int) -> asyncio.Future[Any] | None:
+        """Operator deletion (``store_delete``): the agent releases the bundle from wherever it
+        is (queue, route wait, pending delivery; see ``Agent.cancel``), the wire cache drops it
+        and the store deletes it with ``reason`` in its deletion log - the same path as expiry.
+
+        Returns the store write's future (done once the deletion is durable). Raises
+        ``KeyError`` if the node does not hold the bundle."""
+        outputs = self.agent.cancel(self.now_ms(), key, reason)
+        done: asyncio.Future[Any] | None = None
+        for out in outputs:
+            if isinstance(out, DeleteBundle) and out.key == key:
+                for hook in self.on_output:
+                    hook(out)
+                done = self._delete(out)
+            else:
+                self.execute([out])
+        log.info("bundle deleted by operator", extra=kv(key=key, reason=reason))
+        return done
 
     def _log_event(self, event: Any) -> None:
         if type(event) in _DEBUG_EVENTS and not log.isEnabledFor(logging.DEBUG):
