@@ -173,6 +173,22 @@ def _send_args(
     return args
 
 
+def _send_file_args(
+    destination: str,
+    path: str | os.PathLike[str],
+    lifetime: float | None,
+    priority: str | None,
+    reports: Iterable[str],
+    source: str | None,
+    report_to: str | None,
+) -> dict[str, Any]:
+    """``send`` arguments that name a file for the node to read instead of carrying a payload."""
+    args = _send_args(destination, b"", lifetime, priority, reports, source, report_to)
+    del args["payload"]
+    args["file"] = os.path.abspath(path)
+    return args
+
+
 def _connect(sock: Any, endpoint: str) -> None:
     try:
         sock.connect(endpoint)
@@ -313,9 +329,7 @@ class Client:
         timeout: float | None = None,
     ) -> SendResult:
         """Have the node read ``path`` itself (ipc socket only): no copy through the socket."""
-        args = _send_args(destination, b"", lifetime, priority, reports, source, report_to)
-        del args["payload"]
-        args["file"] = os.path.abspath(path)
+        args = _send_file_args(destination, path, lifetime, priority, reports, source, report_to)
         return SendResult.from_body(self._wait(self._post("send", args), timeout))
 
     def send_many(
@@ -563,9 +577,7 @@ class AsyncClient:
         report_to: str | None = None,
     ) -> SendResult:
         """Async twin of :meth:`Client.send_file` (the node reads the file; ipc only)."""
-        args = _send_args(destination, b"", lifetime, priority, reports, source, report_to)
-        del args["payload"]
-        args["file"] = os.path.abspath(path)
+        args = _send_file_args(destination, path, lifetime, priority, reports, source, report_to)
         return SendResult.from_body(await self.call("send", **args))
 
     async def ack(self, delivery: Delivery) -> None:
