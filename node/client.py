@@ -492,8 +492,9 @@ class AsyncClient:
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            # asyncio.wait never raises the reader's outcome, yet a cancellation of the caller
+            # still propagates (suppressing CancelledError here would swallow it).
+            await asyncio.wait([self._reader])
         self._sock.close()
 
     def _ensure_reader(self) -> None:
@@ -532,11 +533,15 @@ class AsyncClient:
         fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._futures[rid] = fut
         await self._sock.send(encode_frame(op, rid, args))
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # arrives in the same loop pass as the reply, and the caller then never stops.
         try:
-            frame = await asyncio.wait_for(fut, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                frame = await fut
         except TimeoutError:
-            self._futures.pop(rid, None)
             raise NodeUnavailable(f"no reply from the node at {self.endpoint}") from None
+        finally:
+            self._futures.pop(rid, None)
         return _check_reply(frame)
 
     async def hello(self) -> dict[str, Any]:
@@ -609,7 +614,8 @@ class AsyncClient:
                     if step <= 0:
                         return
                     try:
-                        delivery = await asyncio.wait_for(queue.get(), step)
+                        async with asyncio.timeout(step):
+                            delivery = await queue.get()
                     except TimeoutError:
                         if time.monotonic() - self._last_heard > SILENCE_S:
                             raise NodeUnavailable(

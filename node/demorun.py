@@ -342,7 +342,8 @@ async def _follow(
                 account.say("giving up: the plan's last contact is over and messages are missing")
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 0.2)
+                async with asyncio.timeout(0.2):
+                    await done.wait()
         await asyncio.sleep(0.3)  # would catch a duplicate delivery arriving right after
     finally:
         for t in tasks:

@@ -305,7 +305,8 @@ class NodeService:
             delay = 1.0 if deadline is None else min(1.0, max(0.0, (deadline - now) / 1000))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self.execute(self.agent.tick(self.now_ms()))
 
     # -----------------------------------------------------------------------------------------

@@ -183,7 +183,8 @@ class TcpclConnection(asyncio.BufferedProtocol):
 
     async def wait_established(self, timeout: float | None = None) -> ev.SessionEstablished:
         """Wait for SESS_INIT negotiation; raises :class:`LinkClosed` if the session ended."""
-        return await asyncio.wait_for(asyncio.shield(self._established), timeout)
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._established)
 
     async def wait_closed(self) -> ev.SessionTerminated | None:
         return await asyncio.shield(self._closed)
@@ -242,7 +243,8 @@ class TcpclConnection(asyncio.BufferedProtocol):
         self._flush()
         self._arm_timer()
         try:
-            await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._closed)
         except TimeoutError:
             self.abort()
 
@@ -393,10 +395,10 @@ class TcpclConnection(asyncio.BufferedProtocol):
         old = self.transport
         self._flush()  # our contact header must go out in the clear first
         try:
-            new = await asyncio.wait_for(
-                self.loop.start_tls(old, self, self.ssl_context, server_side=server_side),
-                self.config.tls_timeout,
-            )
+            async with asyncio.timeout(self.config.tls_timeout):
+                new = await self.loop.start_tls(
+                    old, self, self.ssl_context, server_side=server_side
+                )
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
             log.warning("TLS handshake with %s failed: %s", self.peername, exc)
             self._tls_upgrading = False
@@ -441,12 +443,10 @@ async def connect(
 ) -> TcpclConnection:
     """Open a TCPCLv4 session as the active entity and wait until it is established."""
     loop = asyncio.get_running_loop()
-    _, conn = await asyncio.wait_for(
-        loop.create_connection(
+    async with asyncio.timeout(timeout):
+        _, conn = await loop.create_connection(
             lambda: TcpclConnection(Role.ACTIVE, config, handler, ssl_context), host, port
-        ),
-        timeout,
-    )
+        )
     try:
         await conn.wait_established(timeout)
     except BaseException:
@@ -507,7 +507,8 @@ class ReconnectingClient:
         self._task = asyncio.ensure_future(self._run())
 
     async def wait_up(self, timeout: float | None = None) -> TcpclConnection:
-        await asyncio.wait_for(self._up.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._up.wait()
         assert self.conn is not None
         return self.conn
 
