@@ -10,7 +10,7 @@ Every ZeroMQ message carries exactly one frame, a CBOR array::
     [version, kind, rid, body]
 
 ``version`` is :data:`PROTOCOL_VERSION`; ``kind`` a text string (an operation name on
-requests, ``"ok"``/``"error"``/``"delivery"`` from the node); ``rid`` an unsigned request id
+requests, ``"ok"``/``"error"``/``"delivery"``/``"deliveries"``/``"keepalive"`` from the node); ``rid`` an unsigned request id
 chosen by the client and echoed in the reply (``0`` on requests means "no reply on success");
 ``body`` a map with text keys.
 
@@ -31,6 +31,8 @@ import cbor2
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "PROTOCOL_MINOR",
+    "MAX_BATCH",
     "OPS",
     "ErrorCode",
     "AppProtocolError",
@@ -44,6 +46,14 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+# Compatible additions within version 1 (docs/app-protocol.md, "Versioning"): a node reports
+# its minor version in the ``hello`` reply (absent = 0). Minor 1: batched deliveries
+# (``recv`` argument ``batch``, ``deliveries`` frames) and batched acks (``ack`` argument
+# ``keys``), both only when the client asks, so version-1.0 clients see no change.
+PROTOCOL_MINOR = 1
+# Largest ``batch`` a client may ask for in ``recv`` (deliveries per ``deliveries`` frame) and
+# most keys in one ``ack``.
+MAX_BATCH = 4096
 
 # Operations a client may send (request ``kind``). Kept as a frozen set so the server can
 # answer an unknown operation precisely before touching any handler.
@@ -74,9 +84,11 @@ OPS = frozenset(
 KIND_OK = "ok"
 KIND_ERROR = "error"
 KIND_DELIVERY = "delivery"
+# Several deliveries in one frame (minor 1; only to a client that asked with ``recv batch``).
+KIND_DELIVERIES = "deliveries"
 # Sent every second to receiving clients so the node notices vanished ones; clients ignore it.
 KIND_KEEPALIVE = "keepalive"
-NODE_KINDS = frozenset({KIND_OK, KIND_ERROR, KIND_DELIVERY, KIND_KEEPALIVE})
+NODE_KINDS = frozenset({KIND_OK, KIND_ERROR, KIND_DELIVERY, KIND_DELIVERIES, KIND_KEEPALIVE})
 
 # Priority names map onto RFC 9171 has no priority field in the primary block; the value is
 # a local queueing class (BPv6 RFC 5050 classes, kept as node-local metadata).

@@ -26,11 +26,14 @@ from typing import Any
 import zmq
 from waystation.agent import SubmitRequest
 from waystation.appproto import (
+    KIND_DELIVERIES,
     KIND_DELIVERY,
     KIND_ERROR,
     KIND_KEEPALIVE,
     KIND_OK,
+    MAX_BATCH,
     PRIORITIES,
+    PROTOCOL_MINOR,
     PROTOCOL_VERSION,
     REPORT_KINDS,
     AppProtocolError,
@@ -63,6 +66,9 @@ DRAIN_BATCH = 4096  # messages handled per wake-up before yielding to the loop
 KEEPALIVE_S = 1.0
 
 Consumer = tuple[int, bytes]  # (socket index, ZeroMQ routing id)
+# A batch of deliveries is sent as soon as it holds this many payload bytes; a payload at least
+# this large goes out alone in a plain ``delivery`` frame (zero-copy send, no list encode).
+BATCH_BYTES = 256 * 1024
 _SEND = zmq.Socket.send
 _MORE = zmq.NOBLOCK | zmq.SNDMORE
 
@@ -96,6 +102,14 @@ class AppServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._closing = False
         self.stats = {"requests": 0, "errors": 0}
+        # Batched deliveries (protocol minor 1): (consumer, endpoint) -> the batch size the
+        # client asked for in ``recv``; per consumer, the delivery bodies not yet sent (flushed
+        # once the loop has run the callbacks already queued, so one group commit's worth of
+        # deliveries shares a frame) and their payload bytes.
+        self._batch: dict[tuple[Consumer, str], int] = {}
+        self._outbox: dict[Consumer, list[dict[str, Any]]] = {}
+        self._outbox_bytes: dict[Consumer, int] = {}
+        self._flush_scheduled = False
         self._handlers: dict[str, Callable[[Consumer, int, dict[str, Any]], Any]] = {
             "hello": self._hello,
             "register": self._register,
@@ -259,7 +273,55 @@ class AppServer:
         self._error(peer, rid, code, message)
 
     def push_delivery(self, consumer: Hashable, body: dict[str, Any]) -> bool:
-        return self._send_frame(consumer, encode_frame(KIND_DELIVERY, 0, body))  # type: ignore[arg-type]
+        """Send one delivery to ``consumer``; False if it cannot be sent (client gone).
+
+        A client that asked for batches (``recv`` with ``batch`` > 1) gets the delivery in a
+        ``deliveries`` frame with the others decided in the same loop pass (up to its batch
+        size or :data:`BATCH_BYTES`). Then this returns True and a failed send is reported to
+        the service for the whole batch (``NodeService.deliveries_failed``) when it is flushed.
+        """
+        peer: Consumer = consumer  # type: ignore[assignment]
+        limit = self._batch.get((peer, body["endpoint"]), 0)
+        size = len(body["payload"])
+        if limit <= 1 or size >= BATCH_BYTES:
+            if peer in self._outbox:
+                self._flush(peer)  # keep arrival order
+            return self._send_frame(peer, encode_frame(KIND_DELIVERY, 0, body))
+        box = self._outbox.get(peer)
+        if box is None:
+            box = self._outbox[peer] = []
+            self._outbox_bytes[peer] = 0
+        box.append(body)
+        self._outbox_bytes[peer] += size
+        if len(box) >= limit or self._outbox_bytes[peer] >= BATCH_BYTES:
+            self._flush(peer)
+        elif not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_all)
+        return True
+
+    def _flush_all(self) -> None:
+        self._flush_scheduled = False
+        for peer in list(self._outbox):
+            self._flush(peer)
+
+    def _flush(self, peer: Consumer) -> None:
+        items = self._outbox.pop(peer, None)
+        self._outbox_bytes.pop(peer, None)
+        if not items:
+            return
+        if len(items) == 1:
+            frame = encode_frame(KIND_DELIVERY, 0, items[0])
+        else:
+            frame = encode_frame(KIND_DELIVERIES, 0, {"items": items})
+        if not self._send_frame(peer, frame):
+            self._forget(peer)
+            self.service.deliveries_failed(peer, [(b["endpoint"], b["key"]) for b in items])
+
+    def _forget(self, peer: Consumer) -> None:
+        """Drop a vanished client's batch settings."""
+        for k in [k for k in self._batch if k[0] == peer]:
+            del self._batch[k]
 
     async def _keepalive(self) -> None:
         frame = encode_frame(KIND_KEEPALIVE, 0, {})
@@ -271,8 +333,11 @@ class AppServer:
                 if reg.consumer is not None
             }
             for consumer in consumers:
+                if consumer in self._outbox:
+                    self._flush(consumer)
                 if not self._send_frame(consumer, frame):
                     log.info("client vanished", extra=kv(client=consumer[1]))
+                    self._forget(consumer)
                     self.service.execute(self.service.agent.consumer_gone(consumer))
 
     # -----------------------------------------------------------------------------------------
@@ -298,6 +363,7 @@ class AppServer:
         ident = self.service.identity
         return {
             "protocol": PROTOCOL_VERSION,
+            "protocol_minor": PROTOCOL_MINOR,
             "node_id": ident.node_id,
             "eids": ident.admin_eids,
             "version": self.service.status()["version"],
@@ -327,6 +393,9 @@ class AppServer:
         window = optional(body, "window", int, 64, rid)
         if not 1 <= window <= 65536:
             raise AppProtocolError(ErrorCode.BAD_ARGUMENT, "window must be in 1..65536", rid)
+        batch = optional(body, "batch", int, 1, rid)
+        if not 1 <= batch <= MAX_BATCH:
+            raise AppProtocolError(ErrorCode.BAD_ARGUMENT, f"batch must be in 1..{MAX_BATCH}", rid)
         agent = self.service.agent
         bound = agent.bound_consumer(endpoint)
         if bound is not None and bound != peer:
@@ -336,11 +405,18 @@ class AppServer:
         if not agent.is_registered(endpoint):
             self.service.register(endpoint, False)
         pending = agent.pending_count(endpoint)
-        # Reply first, then start streaming, so the client sees the ok before deliveries.
+        if batch > 1:
+            self._batch[(peer, endpoint)] = batch
+        else:
+            self._batch.pop((peer, endpoint), None)
+        # Reply first, then start streaming, so the client sees the ok before deliveries. The
+        # reply carries ``batch`` only when the node batches (minor >= 1): that is how a client
+        # knows it may send ``ack`` with ``keys``.
         if rid:
-            self._send_frame(
-                peer, encode_frame(KIND_OK, rid, {"endpoint": endpoint, "pending": pending})
-            )
+            result: dict[str, Any] = {"endpoint": endpoint, "pending": pending}
+            if batch > 1:
+                result["batch"] = batch
+            self._send_frame(peer, encode_frame(KIND_OK, rid, result))
         self.service.execute(agent.bind(endpoint, peer, window))
         return None  # type: ignore[return-value]
 
@@ -348,12 +424,26 @@ class AppServer:
         endpoint = self._eid(body, "endpoint", rid, local=True)
         if not self.service.agent.is_registered(endpoint):
             raise AppProtocolError(ErrorCode.NOT_REGISTERED, f"{endpoint} is not registered", rid)
+        self._batch.pop((peer, endpoint), None)
+        # Deliveries decided but not sent yet are dropped: unbinding puts them back in line
+        # (sending them would only make the client see them twice, and, if it is closing its
+        # socket, fail and count as "client gone").
+        box = self._outbox.get(peer)
+        if box:
+            box[:] = [b for b in box if b["endpoint"] != endpoint]
+            self._outbox_bytes[peer] = sum(len(b["payload"]) for b in box)
         self.service.execute(self.service.agent.unbind(endpoint, peer))
         return {}
 
     def _ack(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
         endpoint = self._eid(body, "endpoint", rid, local=True)
-        key = require(body, "key", bytes, rid)
+        keys = optional(body, "keys", list, None, rid)
+        if keys is None:
+            keys = [require(body, "key", bytes, rid)]
+        elif not 1 <= len(keys) <= MAX_BATCH or not all(isinstance(k, bytes) for k in keys):
+            raise AppProtocolError(
+                ErrorCode.BAD_ARGUMENT, f"keys must be a list of 1..{MAX_BATCH} byte strings", rid
+            )
         agent = self.service.agent
         if not agent.is_registered(endpoint):
             raise AppProtocolError(ErrorCode.NOT_REGISTERED, f"{endpoint} is not registered", rid)
@@ -363,15 +453,23 @@ class AppServer:
             raise AppProtocolError(
                 ErrorCode.NOT_FOUND, f"this client is not receiving on {endpoint}", rid
             )
-        try:
-            outputs = agent.app_acked(self.service.now_ms(), endpoint, key)
-        except KeyError:
+        # One pass over the batch, one execute: the releases go to the store writer together.
+        now = self.service.now_ms()
+        outputs: list[Any] = []
+        missing: list[bytes] = []
+        for key in keys:
+            try:
+                outputs += agent.app_acked(now, endpoint, key)
+            except KeyError:
+                missing.append(key)
+        self.service.execute(outputs)
+        if missing:
+            more = f" (and {len(missing) - 1} more of {len(keys)})" if len(missing) > 1 else ""
             raise AppProtocolError(
                 ErrorCode.NOT_FOUND,
-                f"bundle {key.hex()[:32]} is not awaiting ack on {endpoint}",
+                f"bundle {missing[0].hex()[:32]} is not awaiting ack on {endpoint}{more}",
                 rid,
-            ) from None
-        self.service.execute(outputs)
+            )
         return {}
 
     def _send(self, peer: Consumer, rid: int, body: dict[str, Any]) -> None:

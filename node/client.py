@@ -5,9 +5,12 @@ Two variants with the same operations: :class:`Client` (blocking, for scripts an
 the node's ROUTER at ``ipc://<runtime dir>/node.sock`` (or the optional loopback TCP endpoint).
 
 Delivery is at-least-once: the node keeps a bundle for a registered endpoint until the client
-acknowledges it. :meth:`Client.receive` acknowledges a delivery when the caller asks for the
-next one (so a crash while handling it means it is delivered again), and :meth:`Client.ack`
-does it explicitly.
+acknowledges it. :meth:`Client.receive` acknowledges a delivery only after the caller asked for
+the next one (so a crash while handling it means it is delivered again), and :meth:`Client.ack`
+does it explicitly. Against a node speaking protocol minor 1, ``receive`` asks for batched
+deliveries (several per frame) and sends its acknowledgements in batches (``ack`` with
+``keys``): those of the deliveries already handled go out before the client would wait for
+more, or once a quarter of the window has piled up, and when the iteration ends.
 
 Error tree::
 
@@ -33,6 +36,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 from waystation.appproto import (
+    KIND_DELIVERIES,
     KIND_DELIVERY,
     KIND_ERROR,
     KIND_KEEPALIVE,
@@ -60,6 +64,23 @@ DEFAULT_TIMEOUT_S = 10.0
 SEND_WINDOW = 512
 # A receiving client hears a keepalive every second; this much silence means the node is gone.
 SILENCE_S = 10.0
+# Deliveries per frame a receiving client asks for (protocol minor 1; capped by its window).
+RECV_BATCH = 64
+
+
+def _deliveries(body: dict[str, Any]) -> list[Delivery]:
+    """The deliveries of a ``deliveries`` frame (protocol minor 1)."""
+    items = body.get("items")
+    if not isinstance(items, list) or not all(isinstance(b, dict) for b in items):
+        raise ProtocolMismatch("malformed deliveries frame: items must be a list of maps")
+    return [Delivery.from_body(b) for b in items]
+
+
+def _recv_args(endpoint: str, window: int, batch: int) -> dict[str, Any]:
+    args: dict[str, Any] = {"endpoint": endpoint, "window": window}
+    if min(batch, window) > 1:
+        args["batch"] = min(batch, window)
+    return args
 
 
 class ClientError(Exception):
@@ -269,6 +290,8 @@ class Client:
                 continue
             if frame.kind == KIND_DELIVERY:
                 self._deliveries.append(Delivery.from_body(frame.body))
+            elif frame.kind == KIND_DELIVERIES:
+                self._deliveries.extend(_deliveries(frame.body))
             elif frame.rid == 0:
                 if frame.kind == KIND_ERROR:
                     self.async_errors.append(
@@ -359,6 +382,10 @@ class Client:
         """Tell the node the delivery is safely handled; it may then delete the bundle."""
         self._post("ack", {"endpoint": delivery.endpoint, "key": delivery.key}, reply=False)
 
+    def _ack_keys(self, endpoint: str, keys: list[bytes]) -> None:
+        """One ``ack`` for several deliveries (protocol minor 1)."""
+        self._post("ack", {"endpoint": endpoint, "keys": keys}, reply=False)
+
     def receive(
         self,
         endpoint: str,
@@ -366,26 +393,45 @@ class Client:
         count: int | None = None,
         timeout: float | None = None,
         window: int = 64,
+        batch: int = RECV_BATCH,
     ) -> Iterator[Delivery]:
         """Stream deliveries for a registered endpoint.
 
-        Each delivery is acknowledged when the next one is requested (or the iterator ends
-        after ``count``). ``timeout`` bounds the wait for each delivery; ``None`` waits forever.
+        Each delivery is acknowledged only once the next one is requested (or the iterator
+        ends after ``count``); a delivery the caller was still handling when it stopped
+        iterating is not acknowledged. ``timeout`` bounds the wait for each delivery; ``None``
+        waits forever. ``batch`` > 1 asks for up to that many deliveries per frame and lets
+        acknowledgements go out in batches (when the node supports it: minor >= 1); 1 gives
+        one frame per delivery and one ``ack`` per delivery.
         """
-        self.call("recv", endpoint=endpoint, window=window)
+        reply = self.call("recv", **_recv_args(endpoint, window, batch))
         self._last_heard = time.monotonic()
+        batched = "batch" in reply
+        ack_every = max(1, window // 4)
+        acks: list[bytes] = []
         received = 0
         try:
             while count is None or received < count:
+                if acks and (len(acks) >= ack_every or not self._has_delivery(endpoint)):
+                    self._ack_keys(endpoint, acks)
+                    acks = []
                 delivery = self.next_delivery(endpoint, timeout)
                 if delivery is None:
                     return
                 received += 1
                 yield delivery
-                self.ack(delivery)
+                if batched:
+                    acks.append(delivery.key)
+                else:
+                    self.ack(delivery)
         finally:
             with contextlib.suppress(ClientError, zmq.ZMQError):
+                if acks:
+                    self._ack_keys(endpoint, acks)
                 self._post("stop", {"endpoint": endpoint}, reply=False)
+
+    def _has_delivery(self, endpoint: str) -> bool:
+        return any(d.endpoint == endpoint for d in self._deliveries)
 
     def next_delivery(self, endpoint: str, timeout: float | None) -> Delivery | None:
         """The next delivery for ``endpoint`` (None after ``timeout`` seconds without one).
@@ -513,6 +559,10 @@ class AsyncClient:
                     d = Delivery.from_body(frame.body)
                     self._queues.setdefault(d.endpoint, asyncio.Queue()).put_nowait(d)
                     continue
+                if frame.kind == KIND_DELIVERIES:
+                    for d in _deliveries(frame.body):
+                        self._queues.setdefault(d.endpoint, asyncio.Queue()).put_nowait(d)
+                    continue
             except ProtocolMismatch as exc:
                 for fut in self._futures.values():
                     if not fut.done():
@@ -590,6 +640,9 @@ class AsyncClient:
             encode_frame("ack", 0, {"endpoint": delivery.endpoint, "key": delivery.key})
         )
 
+    async def _ack_keys(self, endpoint: str, keys: list[bytes]) -> None:
+        await self._sock.send(encode_frame("ack", 0, {"endpoint": endpoint, "keys": keys}))
+
     async def receive(
         self,
         endpoint: str,
@@ -597,15 +650,23 @@ class AsyncClient:
         count: int | None = None,
         timeout: float | None = None,
         window: int = 64,
+        batch: int = RECV_BATCH,
     ) -> AsyncIterator[Delivery]:
-        """Async twin of :meth:`Client.receive` (ack when the next delivery is requested)."""
+        """Async twin of :meth:`Client.receive` (acks after the next delivery is requested;
+        batched deliveries and acks when the node supports them)."""
         queue = self._queues.setdefault(endpoint, asyncio.Queue())
-        await self.call("recv", endpoint=endpoint, window=window)
+        reply = await self.call("recv", **_recv_args(endpoint, window, batch))
         self._last_heard = time.monotonic()
+        batched = "batch" in reply
+        ack_every = max(1, window // 4)
+        acks: list[bytes] = []
         loop = asyncio.get_running_loop()
         received = 0
         try:
             while count is None or received < count:
+                if acks and (len(acks) >= ack_every or queue.empty()):
+                    await self._ack_keys(endpoint, acks)
+                    acks = []
                 deadline = None if timeout is None else loop.time() + timeout
                 delivery = None
                 while delivery is None:
@@ -624,9 +685,14 @@ class AsyncClient:
                             ) from None
                 received += 1
                 yield delivery
-                await self.ack(delivery)
+                if batched:
+                    acks.append(delivery.key)
+                else:
+                    await self.ack(delivery)
         finally:
             with contextlib.suppress(Exception):
+                if acks:
+                    await self._ack_keys(endpoint, acks)
                 await self._sock.send(encode_frame("stop", 0, {"endpoint": endpoint}))
 
     async def add_route(self, pattern: str, next_hop: str) -> dict[str, Any]:

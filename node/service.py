@@ -461,6 +461,14 @@ class NodeService:
             self.execute(self.agent.delivery_failed(action.endpoint, action.key))
             self.execute(self.agent.consumer_gone(action.consumer))
 
+    def deliveries_failed(self, consumer: Hashable, items: Iterable[tuple[str, bytes]]) -> None:
+        """A batch of deliveries (``(endpoint, key)``) could not be sent to ``consumer`` (the
+        client is gone): each goes back in line, then the client is unbound."""
+        agent = self.agent
+        for endpoint, key in items:
+            self.execute(agent.delivery_failed(endpoint, key))
+        self.execute(agent.consumer_gone(consumer))
+
     def _delete(self, action: DeleteBundle) -> asyncio.Future[Any] | None:
         """Queue the removal on the group-commit writer (no task per bundle: a done callback
         only logs a failure; the agent already let go of the bundle)."""
