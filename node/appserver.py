@@ -69,6 +69,7 @@ Consumer = tuple[int, bytes]  # (socket index, ZeroMQ routing id)
 # A batch of deliveries is sent as soon as it holds this many payload bytes; a payload at least
 # this large goes out alone in a plain ``delivery`` frame (zero-copy send, no list encode).
 BATCH_BYTES = 256 * 1024
+_COPY_MAX = 2 * BATCH_BYTES
 _SEND = zmq.Socket.send
 _MORE = zmq.NOBLOCK | zmq.SNDMORE
 
@@ -234,7 +235,10 @@ class AppServer:
             # on the per-bundle reply path. ROUTER_MANDATORY fails the first part for a
             # vanished peer, so a half-sent message is impossible.
             _SEND(sock, peer[1], _MORE)
-            _SEND(sock, data, zmq.NOBLOCK, len(data) < 65536)
+            # Copy anything up to a full delivery batch: a zero-copy send hands the buffer to
+            # pyzmq's garbage-collector thread, a thread wake-up per message that costs more
+            # than copying a few hundred KiB.
+            _SEND(sock, data, zmq.NOBLOCK, len(data) <= _COPY_MAX)
             return True
         except zmq.ZMQError:
             # EHOSTUNREACH: the client is gone; EAGAIN: it stopped reading (HWM full).

@@ -217,16 +217,21 @@ class TcpclConnection(asyncio.BufferedProtocol):
         self.counters["bytes_sent"] += len(data)
         if len(data) >= 65536:
             self._flush()
-        elif not self._flush_scheduled:
+        else:
             # Coalesce the small transfers queued in this loop iteration into one write (one
             # syscall) -- still header and data together, and no Nagle-style waiting.
-            self._flush_scheduled = True
-            self.loop.call_soon(self._scheduled_flush)
+            self._flush_soon()
         return fut
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
         self._flush()
+        self._arm_timer()
+
+    def _flush_soon(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
 
     @property
     def write_paused(self) -> bool:
@@ -368,8 +373,10 @@ class TcpclConnection(asyncio.BufferedProtocol):
         else:
             verdict = task.result()
         self._answer(tid, verdict)
-        self._flush()
-        self._arm_timer()
+        # The node answers a whole group commit's transfers in one loop pass (its futures
+        # resolve together): their XFER_ACKs go out in one write after that pass, not one
+        # write each.
+        self._flush_soon()
 
     def _answer(self, tid: int, verdict: Any) -> None:
         now = self.loop.time()
