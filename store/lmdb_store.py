@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import hashlib
 import json
 import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,7 +66,6 @@ from waystation.store._common import (
     check_wire,
     dtn_now_ms,
     fill_in,
-    stored_record,
 )
 from waystation.store.api import (
     BundleKeyLike,
@@ -88,6 +85,7 @@ from waystation.store.api import (
     bundle_key,
 )
 from waystation.store.ops import DeleteOp, PutOp, StoreOp, SweepOp, UpdateOp
+from waystation.store.records import h8, index_keys, pack_deletion, pack_put
 
 __all__ = ["FORMAT", "MARKER_FILE", "LmdbBundleStore", "verify_store"]
 
@@ -111,35 +109,9 @@ _CORRUPT_ERRORS: tuple[type[BaseException], ...] = (
 Verify = Literal["none", "quick", "full"]
 
 
-@functools.lru_cache(maxsize=8192)
-def _h8(text: str | bytes) -> bytes:
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    return hashlib.blake2b(raw, digest_size=8).digest()
-
-
-def _index_keys(
-    key: bytes, m: BundleMeta, seq_no: int | None = None
-) -> list[tuple[str, bytes, bytes]]:
-    """Every index entry of one bundle (the single definition used by put, update and delete)."""
-    seq = _U64.pack(m.seq if seq_no is None else seq_no)
-    out = [
-        ("ix_dest", _h8(m.destination) + seq + key, b""),
-        ("ix_exp", _U64.pack(m.expiry_ms) + key, b""),
-    ]
-    if m.queue is not None:  # the value names the queue, so queues() needs no meta decode
-        out.append(
-            ("ix_queue", _h8(m.queue) + bytes((2 - int(m.priority),)) + seq + key, _utf8(m.queue))
-        )
-    if m.local_endpoint is not None:
-        out.append(("ix_local", _h8(m.local_endpoint) + seq + key, b""))
-    if m.adu_key is not None:
-        out.append(("ix_adu", _h8(m.adu_key) + _U64.pack(m.fragment_offset or 0) + seq + key, b""))
-    return out
-
-
-@functools.lru_cache(maxsize=1024)
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8")
+# The record builders live in waystation.store.records (Cython twin or pure reference).
+_h8 = h8
+_index_keys = index_keys
 
 
 def map_size_for(max_bytes: int | None, max_count: int | None) -> int:
@@ -350,12 +322,19 @@ class LmdbBundleStore:
                 self._resize_lock.notify_all()
 
     # -- the write path -------------------------------------------------------------------
-    def apply_batch(self, ops: Sequence[StoreOp]) -> list[Any]:
+    def apply_batch(
+        self, ops: Sequence[StoreOp], *, before_commit: Callable[[], None] | None = None
+    ) -> list[Any]:
         """Apply ``ops`` in one write transaction with one durable commit.
 
         Returns one result per op, in order: the op's return value, or the ``StoreError``
         (or ``TypeError``) it raised; a failed op changes nothing. If the commit itself fails
         every op gets the error and nothing is stored.
+
+        ``before_commit`` is called (in this thread, possibly more than once if the batch is
+        retried) once the transaction is staged, just before the commit: the group-commit
+        writer resolves the previous batch's callers there, so the event loop works while this
+        commit syncs (the commit releases the GIL).
         """
         if self._readonly:
             err = StoreError(f"{self.path}: opened read-only")
@@ -365,7 +344,7 @@ class LmdbBundleStore:
             self._enter_reader()
             grow: bool | None = None  # True: double the map; False: adopt another's growth
             try:
-                return self._apply_once(ops, fast=fast)
+                return self._apply_once(ops, fast=fast, before_commit=before_commit)
             except _SlowPath:  # a duplicate hid in a bulk put: redo the batch one op at a time
                 fast = False
             except lmdb.MapFullError:
@@ -384,7 +363,13 @@ class LmdbBundleStore:
         full = StoreFull("store map still full after growing")
         return [full for _ in ops]
 
-    def _apply_once(self, ops: Sequence[StoreOp], *, fast: bool = True) -> list[Any]:
+    def _apply_once(
+        self,
+        ops: Sequence[StoreOp],
+        *,
+        fast: bool = True,
+        before_commit: Callable[[], None] | None = None,
+    ) -> list[Any]:
         dbs = self._dbs
         try:
             txn = self._env.begin(write=True, buffers=False)
@@ -420,6 +405,12 @@ class LmdbBundleStore:
             if isinstance(exc, lmdb.Error):
                 raise StoreError(f"{self.path}: write failed: {exc}") from exc
             raise
+        if before_commit is not None:
+            try:
+                before_commit()
+            except BaseException:
+                txn.abort()
+                raise
         try:
             txn.commit()
         except lmdb.MapFullError:
@@ -464,24 +455,24 @@ class LmdbBundleStore:
     ) -> BundleMeta:
         # The hot path (one call per bundle): locals instead of attribute chains, and the
         # quota's error path only when a limit is actually crossed.
-        check_meta(meta)
         size = len(wire)
         seq = state.seq + 1
         quota = self.quota
         if (quota.max_count is not None and state.count >= quota.max_count) or (
             quota.max_bytes is not None and state.bytes + size > quota.max_bytes
         ):
+            check_meta(meta)  # a bad meta is reported before anything else, as everywhere
             if txn.get(key, db=self._db_meta) is not None:
                 raise DuplicateBundle(key)  # the more useful answer
             quota.check(state.count, state.bytes, size)
-        packed, checksum = stored_record(meta, wire, seq)
+        packed, checksum, ix_entries = pack_put(key, wire, meta, seq)
         # overwrite=False doubles as the duplicate check: nothing is written if the key exists
         if not txn.put(key, packed, db=self._db_meta, overwrite=False):
             raise DuplicateBundle(key)
         put = txn.put
         put(key, wire, db=self._db_data)
         dbs = self._dbs
-        for name, ix, value in _index_keys(key, meta, seq):
+        for name, ix, value in ix_entries:
             put(ix, value, db=dbs[name])
         state.seq = seq
         state.count += 1
@@ -511,17 +502,18 @@ class LmdbBundleStore:
             try:
                 # ops may come straight from a caller (writer.submit), not via put()
                 key, wire = bundle_key(op.key), check_wire(op.wire)
-                meta = check_meta(op.meta)
+                meta = op.meta
                 size = len(wire)
                 if (max_count is not None and count >= max_count) or (
                     max_bytes is not None and used + size > max_bytes
                 ):
                     if key in seen:
                         raise _SlowPath
+                    check_meta(meta)
                     if txn.get(key, db=self._db_meta) is not None:
                         raise DuplicateBundle(key)
                     quota.check(count, used, size)
-                packed, checksum = stored_record(meta, wire, seq + 1)
+                packed, checksum, ix_entries = pack_put(key, wire, meta, seq + 1)
             except (StoreError, TypeError) as exc:
                 results[i] = exc
                 continue
@@ -531,7 +523,7 @@ class LmdbBundleStore:
             seen.add(key)
             meta_items.append((key, packed))
             data_items.append((key, wire))
-            for name, ix, value in _index_keys(key, meta, seq):
+            for name, ix, value in ix_entries:
                 ix_items.setdefault(name, []).append((ix, value))
             accepted.append((i, meta, size, seq, checksum))
         if meta_items:
@@ -592,15 +584,12 @@ class LmdbBundleStore:
         state.count -= 1
         state.bytes -= meta.size
         state.del_seq += 1
-        record = DeletionRecord(
-            state.del_seq,
-            key,
-            disposition,
-            reason,
-            dtn_now_ms() if now_ms is None else now_ms,
-            meta.copy(deletion_reason=reason),
-        )
-        txn.put(_U64.pack(record.seq), record.to_cbor(), db=dbs["dellog"])
+        time_ms = dtn_now_ms() if now_ms is None else now_ms
+        # the packed record is DeletionRecord.to_cbor() of this very record
+        packed = pack_deletion(state.del_seq, key, disposition, reason, time_ms, meta)
+        meta.deletion_reason = reason  # meta was just decoded: ours, no copy needed
+        record = DeletionRecord(state.del_seq, key, disposition, reason, time_ms, meta)
+        txn.put(_U64.pack(record.seq), packed, db=dbs["dellog"])
         while state.del_seq - state.del_first > self._deletion_log:
             state.del_first += 1
             txn.delete(_U64.pack(state.del_first), db=dbs["dellog"])

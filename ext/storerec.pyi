@@ -1,0 +1,21 @@
+"""Type stub of the compiled twin of :mod:`waystation.store.pyrecords` (see ext/storerec.pyx)."""
+
+from typing import Any
+
+from waystation.store.api import BundleMeta
+
+__all__: list[str]
+
+#: True when BundleMeta's slot layout is the one the fast path was written for.
+FAST_PATH: bool
+
+def h8(text: str | bytes) -> bytes: ...
+def index_keys(
+    key: bytes, m: BundleMeta, seq_no: int | None = None
+) -> list[tuple[str, bytes, bytes]]: ...
+def pack_put(
+    key: bytes, wire: bytes, meta: Any, seq: int
+) -> tuple[bytes, int, list[tuple[str, bytes, bytes]]]: ...
+def pack_deletion(
+    seq: int, key: bytes, disposition: str, reason: int, time_ms: int, meta: BundleMeta
+) -> bytes: ...

@@ -1,0 +1,93 @@
+"""The store's per-bundle record building, in pure Python: the reference for ``ext/storerec``.
+
+What the LMDB backend writes for one bundle is decided here and only here:
+
+* :func:`pack_put` — validate the caller's :class:`BundleMeta`, build the stored metadata
+  record (the CBOR array of :meth:`BundleMeta.to_cbor_obj` with the store-owned fields
+  ``size``/``seq``/``checksum`` overridden and ``deletion_reason`` cleared), the CRC-32 of the
+  wire bytes, and every index entry, in one call;
+* :func:`index_keys` — the index entries of a bundle (used by put, update, delete and check);
+* :func:`pack_deletion` — a deletion-log record (``DeletionRecord.to_cbor`` of the bundle's
+  metadata with ``deletion_reason`` set), without copying the metadata.
+
+``waystation.ext.storerec`` is the compiled twin (same names, byte-identical output, the same
+exceptions: anything it does not recognise it hands to these functions). Select between them
+through :mod:`waystation.store.records`, never directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import struct
+from typing import Any
+
+import cbor2
+from waystation.store._common import check_meta, stored_record
+from waystation.store.api import BundleMeta, InvalidMeta
+
+__all__ = ["h8", "index_keys", "pack_deletion", "pack_put"]
+
+_U64 = struct.Struct(">Q")
+_DELETION_REASON_AT = 14  # index of deletion_reason in BundleMeta.to_cbor_obj()
+
+IndexEntry = tuple[str, bytes, bytes]  # (sub-database name, index key, value)
+
+
+@functools.lru_cache(maxsize=8192)
+def h8(text: str | bytes) -> bytes:
+    """8-byte BLAKE2b of a text (UTF-8) or bytes: the fixed-size index prefix of a long name."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return hashlib.blake2b(raw, digest_size=8).digest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def index_keys(key: bytes, m: BundleMeta, seq_no: int | None = None) -> list[IndexEntry]:
+    """Every index entry of one bundle, in a fixed order (dest, exp, queue, local, adu).
+
+    Layouts (see :mod:`waystation.store.lmdb_store`): ``ix_dest`` h8(destination) | seq8 | key;
+    ``ix_exp`` expiry8 | key; ``ix_queue`` h8(queue) | 2-priority | seq8 | key -> queue name;
+    ``ix_local`` h8(endpoint) | seq8 | key; ``ix_adu`` h8(adu_key) | offset8 | seq8 | key.
+    """
+    seq = _U64.pack(m.seq if seq_no is None else seq_no)
+    out = [
+        ("ix_dest", h8(m.destination) + seq + key, b""),
+        ("ix_exp", _U64.pack(m.expiry_ms) + key, b""),
+    ]
+    if m.queue is not None:  # the value names the queue, so queues() needs no meta decode
+        out.append(
+            ("ix_queue", h8(m.queue) + bytes((2 - int(m.priority),)) + seq + key, _utf8(m.queue))
+        )
+    if m.local_endpoint is not None:
+        out.append(("ix_local", h8(m.local_endpoint) + seq + key, b""))
+    if m.adu_key is not None:
+        out.append(("ix_adu", h8(m.adu_key) + _U64.pack(m.fragment_offset or 0) + seq + key, b""))
+    return out
+
+
+def pack_put(key: bytes, wire: bytes, meta: Any, seq: int) -> tuple[bytes, int, list[IndexEntry]]:
+    """(stored meta record, CRC-32 of ``wire``, index entries) for a put of ``wire`` as ``seq``.
+
+    Raises ``TypeError`` if ``meta`` is not a :class:`BundleMeta`, :class:`InvalidMeta` if it
+    does not validate or cannot be CBOR-encoded. ``meta`` itself is not changed.
+    """
+    meta = check_meta(meta)
+    packed, checksum = stored_record(meta, wire, seq)
+    return packed, checksum, index_keys(key, meta, seq)
+
+
+def pack_deletion(
+    seq: int, key: bytes, disposition: str, reason: int, time_ms: int, meta: BundleMeta
+) -> bytes:
+    """``DeletionRecord(seq, key, disposition, reason, time_ms,
+    meta.copy(deletion_reason=reason)).to_cbor()``, without the copy."""
+    obj = meta.to_cbor_obj()
+    obj[_DELETION_REASON_AT] = reason
+    try:
+        return cbor2.dumps([seq, key, str(disposition), reason, time_ms, obj])
+    except (cbor2.CBOREncodeError, TypeError, ValueError, OverflowError) as exc:
+        raise InvalidMeta(f"metadata not CBOR-serialisable: {exc}") from exc

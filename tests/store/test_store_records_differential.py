@@ -1,0 +1,214 @@
+"""``waystation.ext.storerec`` (Cython) against ``waystation.store.pyrecords`` (the reference).
+
+Same bytes for every record, equal index entries, and the same exception class and message for
+every input -- including the shapes the compiled fast path does not handle itself (int and str
+subclasses, bools, surrogates, over-long names, negative numbers, odd ``extra`` values, objects
+that are not a ``BundleMeta`` at all). The selection module honours the environment variables
+the codec does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from waystation.store import pyrecords, records
+from waystation.store.api import (
+    BundleMeta,
+    CustodyState,
+    DeletionRecord,
+    Disposition,
+    Priority,
+)
+
+
+@pytest.fixture(scope="module")
+def fast() -> ModuleType:
+    if os.environ.get("WAYSTATION_PUREPYTHON") == "1":
+        pytest.skip("pure-Python pass: the Cython twin is tested in the extension pass")
+    try:
+        return importlib.import_module("waystation.ext.storerec")
+    except ImportError as exc:
+        if os.environ.get("WAYSTATION_REQUIRE_EXT") == "1":
+            pytest.fail(f"waystation.ext.storerec not importable: {exc}")
+        pytest.skip(f"waystation.ext.storerec not built: {exc}")
+
+
+class Flag(int):
+    """An int subclass (what an IntEnum from elsewhere would look like)."""
+
+
+u64 = st.integers(0, 2**64 - 1)
+odd_int = st.sampled_from([-1, 2**64, True, Flag(3), 1.5, "7", None])
+ints = u64 | st.integers(0, 300) | odd_int
+names = (
+    st.text(max_size=12)
+    | st.text(min_size=60, max_size=80)
+    | st.sampled_from(["", "ipn:2.1", "dtn://x/é", "\ud800", "a" * 300])
+)
+opt_names = st.none() | names | st.sampled_from([b"bytes", 5])
+extras = st.dictionaries(
+    st.text(max_size=6), st.integers() | st.binary(max_size=6) | st.none(), max_size=3
+) | st.sampled_from([{}, {"f": object()}, {"big": 2**70}, {(1, 2): "tuple key"}, [], None])
+states = st.sampled_from([*CustodyState, "queued", "bogus", 3])
+priorities = st.sampled_from([*Priority, 0, 2, 3, -1, True, Flag(1)])
+
+
+@st.composite
+def any_meta(draw: st.DrawFn) -> Any:
+    values = {
+        "received_ms": draw(ints),
+        "expiry_ms": draw(ints),
+        "destination": draw(names),
+        "source": draw(names),
+        "state": draw(states),
+        "queue": draw(opt_names),
+        "priority": draw(priorities),
+        "local_endpoint": draw(opt_names),
+        "retries": draw(ints),
+        "adu_key": draw(st.none() | st.binary(max_size=12) | st.sampled_from([b"x" * 300, "s"])),
+        "fragment_offset": draw(st.none() | ints),
+        "total_adu_length": draw(st.none() | ints),
+        "report_to": draw(opt_names),
+        "deletion_reason": draw(st.none() | ints),
+        "extra": draw(extras),
+        "size": draw(ints),
+        "seq": draw(ints),
+        "checksum": draw(ints),
+    }
+    return BundleMeta(**values)
+
+
+@st.composite
+def good_meta(draw: st.DrawFn) -> BundleMeta:
+    text = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
+    return BundleMeta(
+        received_ms=draw(u64),
+        expiry_ms=draw(u64),
+        destination=draw(text),
+        source=draw(text),
+        state=draw(st.sampled_from(list(CustodyState))),
+        queue=draw(st.none() | text),
+        priority=draw(st.sampled_from(list(Priority))),
+        local_endpoint=draw(st.none() | text),
+        retries=draw(st.integers(0, 5)),
+        adu_key=draw(st.none() | st.binary(min_size=1, max_size=12)),
+        fragment_offset=draw(st.none() | u64),
+        total_adu_length=draw(st.none() | u64),
+        report_to=draw(st.none() | text),
+        extra=draw(st.dictionaries(st.text(max_size=4), st.integers(), max_size=2)),
+    )
+
+
+def outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:  # the comparison is the point: same class, same message
+        return ("raised", type(exc), str(exc))
+
+
+keys = st.binary(min_size=1, max_size=40)
+wires = st.binary(min_size=1, max_size=3000)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=keys, wire=wires, meta=any_meta(), seq=ints)
+def test_pack_put_matches_reference(
+    fast: ModuleType, key: bytes, wire: bytes, meta: Any, seq: Any
+) -> None:
+    assert outcome(fast.pack_put, key, wire, meta, seq) == outcome(
+        pyrecords.pack_put, key, wire, meta, seq
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=keys, wire=wires, meta=good_meta(), seq=u64)
+def test_pack_put_record_reads_back(
+    fast: ModuleType, key: bytes, wire: bytes, meta: BundleMeta, seq: int
+) -> None:
+    import zlib
+
+    packed, checksum, entries = fast.pack_put(key, wire, meta, seq)
+    assert (packed, checksum, entries) == pyrecords.pack_put(key, wire, meta, seq)
+    back = BundleMeta.from_cbor(packed)
+    assert (back.size, back.seq, back.checksum) == (len(wire), seq, zlib.crc32(wire))
+    assert back.deletion_reason is None
+    assert back.copy(size=0, seq=0, checksum=0) == meta.copy(size=0, seq=0, checksum=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=keys, meta=any_meta(), seq=st.none() | ints)
+def test_index_keys_match_reference(fast: ModuleType, key: bytes, meta: Any, seq: Any) -> None:
+    assert outcome(fast.index_keys, key, meta, seq) == outcome(pyrecords.index_keys, key, meta, seq)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=ints,
+    key=keys | st.sampled_from(["str key"]),
+    disposition=st.sampled_from([*Disposition, "forwarded", "other", 5]),
+    reason=ints,
+    time_ms=ints,
+    meta=any_meta(),
+)
+def test_pack_deletion_matches_reference(
+    fast: ModuleType, seq: Any, key: Any, disposition: Any, reason: Any, time_ms: Any, meta: Any
+) -> None:
+    args = (seq, key, disposition, reason, time_ms, meta)
+    assert outcome(fast.pack_deletion, *args) == outcome(pyrecords.pack_deletion, *args)
+
+
+@settings(max_examples=100, deadline=None)
+@given(meta=good_meta(), reason=st.integers(0, 255), time_ms=u64, seq=u64, key=keys)
+def test_deletion_record_is_to_cbor_of_the_record(
+    meta: BundleMeta, reason: int, time_ms: int, seq: int, key: bytes
+) -> None:
+    record = DeletionRecord(
+        seq, key, Disposition.EXPIRED, reason, time_ms, meta.copy(deletion_reason=reason)
+    )
+    packed = records.pack_deletion(seq, key, Disposition.EXPIRED, reason, time_ms, meta)
+    assert packed == record.to_cbor()
+    assert DeletionRecord.from_cbor(packed) == record
+
+
+def test_h8_matches_reference(fast: ModuleType) -> None:
+    for text in ["", "ipn:2.1", "dtn://é/x", "\ud800", b"adu", b""]:
+        assert fast.h8(text) == pyrecords.h8(text)
+    assert fast.FAST_PATH  # the slot layout is the one the module was written for
+
+
+def test_meta_is_not_changed(fast: ModuleType) -> None:
+    meta = BundleMeta(received_ms=1, expiry_ms=2, destination="ipn:2.1", source="ipn:1.1")
+    before = meta.copy()
+    fast.pack_put(b"k", b"wire", meta, 9)
+    fast.pack_deletion(1, b"k", Disposition.DELETED, 3, 4, meta)
+    assert meta == before
+
+
+PROBE = "from waystation.store import records; print(records.IMPLEMENTATION)"
+
+
+def run_probe(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAYSTATION_")}
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_selection_honours_the_environment() -> None:
+    for name in pyrecords.__all__:
+        assert hasattr(records, name)
+    forced = run_probe({"WAYSTATION_PUREPYTHON": "1"})
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip() == "python"
+    contradiction = run_probe({"WAYSTATION_PUREPYTHON": "1", "WAYSTATION_REQUIRE_EXT": "1"})
+    assert contradiction.returncode != 0
+    assert "ImportError" in contradiction.stderr
