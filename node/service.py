@@ -458,8 +458,7 @@ class NodeService:
             "admin": admin,
         }
         if self.app is None or not self.app.push_delivery(action.consumer, body):
-            self.execute(self.agent.delivery_failed(action.endpoint, action.key))
-            self.execute(self.agent.consumer_gone(action.consumer))
+            self.deliveries_failed(action.consumer, [(action.endpoint, action.key)])
 
     def deliveries_failed(self, consumer: Hashable, items: Iterable[tuple[str, bytes]]) -> None:
         """A batch of deliveries (``(endpoint, key)``) could not be sent to ``consumer`` (the
@@ -467,7 +466,14 @@ class NodeService:
         agent = self.agent
         for endpoint, key in items:
             self.execute(agent.delivery_failed(endpoint, key))
-        self.execute(agent.consumer_gone(consumer))
+        # Unbind on the next loop pass, not now: what the client sent before it went (its last
+        # acks, a stop) may still be queued on the socket, and the app server's drain, already
+        # scheduled by the failed send, reads it first - so those acks still release bundles
+        # instead of being refused and the bundles delivered twice.
+        asyncio.get_running_loop().call_soon(self._consumer_gone, consumer)
+
+    def _consumer_gone(self, consumer: Hashable) -> None:
+        self.execute(self.agent.consumer_gone(consumer))
 
     def _delete(self, action: DeleteBundle) -> asyncio.Future[Any] | None:
         """Queue the removal on the group-commit writer (no task per bundle: a done callback
