@@ -9,6 +9,7 @@ __all__: list[str]
 #: True when BundleMeta's slot layout is the one the fast path was written for.
 FAST_PATH: bool
 
+def fill_in(meta: BundleMeta, size: int, seq: int, checksum: int) -> BundleMeta: ...
 def h8(text: str | bytes) -> bytes: ...
 def index_keys(
     key: bytes, m: BundleMeta, seq_no: int | None = None

@@ -26,6 +26,7 @@ cdef extern from "Python.h":
 cdef extern from "ws_pyslots.h":
     Py_ssize_t ws_slot_offset(object descr)
     PyObject *ws_slot_get(object obj, Py_ssize_t offset)
+    void ws_slot_set(object obj, Py_ssize_t offset, object value)
 
 import zlib
 
@@ -34,7 +35,7 @@ import cbor2
 from waystation.store import pyrecords as _ref
 from waystation.store.api import BundleMeta, CustodyState, Disposition, Priority
 
-__all__ = ["h8", "index_keys", "pack_deletion", "pack_put"]
+__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put"]
 
 # Field order of BundleMeta (= to_cbor_obj order after the version); checked at import.
 _EXPECTED = (
@@ -92,6 +93,7 @@ FAST_PATH = _FAST
 cdef object _crc32 = zlib.crc32
 cdef object _dumps = cbor2.dumps
 cdef object _ref_h8 = _ref.h8
+cdef object _ref_fill_in = _ref.fill_in
 cdef dict _h8_cache = {}
 cdef object _CustodyState = CustodyState
 cdef object _Priority = Priority
@@ -483,3 +485,20 @@ def pack_deletion(seq, key, disposition, reason, time_ms, meta):
         except _Fallback:
             pass
     return _ref.pack_deletion(seq, key, disposition, reason, time_ms, meta)
+
+
+def fill_in(meta, size, seq, checksum):
+    """The store-owned fields into the caller's meta after a put; see ``_common.fill_in``."""
+    cdef PyObject *state
+    cdef PyObject *prio
+    if _FAST and type(meta) is _BundleMeta:
+        state = ws_slot_get(meta, _OFF[F_STATE])
+        prio = ws_slot_get(meta, _OFF[F_PRIO])
+        if (state != NULL and (<object>state).__class__ is _CustodyState
+                and prio != NULL and (<object>prio).__class__ is _Priority):
+            ws_slot_set(meta, _OFF[F_SIZE], size)
+            ws_slot_set(meta, _OFF[F_SEQ], seq)
+            ws_slot_set(meta, _OFF[F_CHECKSUM], checksum)
+            ws_slot_set(meta, _OFF[F_DELREASON], None)
+            return meta
+    return _ref_fill_in(meta, size, seq, checksum)

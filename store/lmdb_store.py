@@ -65,7 +65,6 @@ from waystation.store._common import (
     check_time,
     check_wire,
     dtn_now_ms,
-    fill_in,
 )
 from waystation.store.api import (
     BundleKeyLike,
@@ -85,7 +84,7 @@ from waystation.store.api import (
     bundle_key,
 )
 from waystation.store.ops import DeleteOp, PutOp, StoreOp, SweepOp, UpdateOp
-from waystation.store.records import h8, index_keys, pack_deletion, pack_put
+from waystation.store.records import fill_in, h8, index_keys, pack_deletion, pack_put
 
 __all__ = ["FORMAT", "MARKER_FILE", "LmdbBundleStore", "verify_store"]
 
@@ -497,7 +496,6 @@ class LmdbBundleStore:
         data_items: list[tuple[bytes, bytes]] = []
         ix_items: dict[str, list[tuple[bytes, bytes]]] = {}
         accepted: list[tuple[int, BundleMeta, int, int, int]] = []
-        seen: set[bytes] = set()
         for i, op in enumerate(run):
             try:
                 # ops may come straight from a caller (writer.submit), not via put()
@@ -507,8 +505,8 @@ class LmdbBundleStore:
                 if (max_count is not None and count >= max_count) or (
                     max_bytes is not None and used + size > max_bytes
                 ):
-                    if key in seen:
-                        raise _SlowPath
+                    if any(k == key for k, _ in meta_items):
+                        raise _SlowPath  # a duplicate within this run: let _put_in name it
                     check_meta(meta)
                     if txn.get(key, db=self._db_meta) is not None:
                         raise DuplicateBundle(key)
@@ -520,7 +518,6 @@ class LmdbBundleStore:
             seq += 1
             count += 1
             used += size
-            seen.add(key)
             meta_items.append((key, packed))
             data_items.append((key, wire))
             for name, ix, value in ix_entries:

@@ -7,6 +7,8 @@ What the LMDB backend writes for one bundle is decided here and only here:
   ``size``/``seq``/``checksum`` overridden and ``deletion_reason`` cleared), the CRC-32 of the
   wire bytes, and every index entry, in one call;
 * :func:`index_keys` — the index entries of a bundle (used by put, update, delete and check);
+* :func:`fill_in` — after a successful put, the caller's meta gets the store-owned fields
+  (``waystation.store._common.fill_in``, re-exported here so it has a compiled twin);
 * :func:`pack_deletion` — a deletion-log record (``DeletionRecord.to_cbor`` of the bundle's
   metadata with ``deletion_reason`` set), without copying the metadata.
 
@@ -23,10 +25,10 @@ import struct
 from typing import Any
 
 import cbor2
-from waystation.store._common import check_meta, stored_record
+from waystation.store._common import check_meta, fill_in, stored_record
 from waystation.store.api import BundleMeta, InvalidMeta
 
-__all__ = ["h8", "index_keys", "pack_deletion", "pack_put"]
+__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put"]
 
 _U64 = struct.Struct(">Q")
 _DELETION_REASON_AT = 14  # index of deletion_reason in BundleMeta.to_cbor_obj()

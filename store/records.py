@@ -17,7 +17,7 @@ from types import ModuleType
 
 from waystation.store import pyrecords as _pyrecords
 
-__all__ = ["IMPLEMENTATION", "h8", "index_keys", "pack_deletion", "pack_put"]
+__all__ = ["IMPLEMENTATION", "fill_in", "h8", "index_keys", "pack_deletion", "pack_put"]
 
 
 def _select() -> tuple[ModuleType, str]:
@@ -45,6 +45,7 @@ def _select() -> tuple[ModuleType, str]:
 
 _impl, IMPLEMENTATION = _select()
 
+fill_in = _impl.fill_in
 h8 = _impl.h8
 index_keys = _impl.index_keys
 pack_put = _impl.pack_put

@@ -9,6 +9,7 @@ the codec does.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import subprocess
@@ -176,6 +177,23 @@ def test_deletion_record_is_to_cbor_of_the_record(
     packed = records.pack_deletion(seq, key, Disposition.EXPIRED, reason, time_ms, meta)
     assert packed == record.to_cbor()
     assert DeletionRecord.from_cbor(packed) == record
+
+
+@settings(max_examples=200, deadline=None)
+@given(meta=any_meta(), size=u64, seq=u64, checksum=u64)
+def test_fill_in_matches_reference(
+    fast: ModuleType, meta: Any, size: int, seq: int, checksum: int
+) -> None:
+    mine, theirs = copy.copy(meta), copy.copy(meta)
+    got = outcome(fast.fill_in, mine, size, seq, checksum)
+    want = outcome(pyrecords.fill_in, theirs, size, seq, checksum)
+    if got[0] == "ok":
+        assert want[0] == "ok" and got[1] is mine and want[1] is theirs
+        assert mine == theirs
+        assert type(mine.state) is type(theirs.state)
+        assert type(mine.priority) is type(theirs.priority)
+    else:
+        assert got == want
 
 
 def test_h8_matches_reference(fast: ModuleType) -> None:
