@@ -10,7 +10,12 @@ writes more per bundle (metadata CBOR, index entries, counters, deletion-log boo
 the ratio is the price of those, plus asyncio.
 
 Each configuration runs ``--repeat`` times interleaved (store, raw, store, raw...) in fresh
-directories; the table shows medians. The host drifts, so compare only within one run.
+directories; the table shows medians (and each repeat's ratio). The host drifts, so compare
+only within one run.
+
+A second table times deleting the same bundles again through ``AsyncBundleStore.delete``
+(the node's release path: metadata decode, index removal, a deletion-log record carrying the
+RFC 9171 reason code) against raw ``txn.delete`` of the wire bytes at the same batch size.
 
 Run: ``.venv/bin/python bench/store.py`` (about 30-60 s).
 """
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import lmdb
 from waystation.bundle.codec import encode_bundle
@@ -39,7 +45,7 @@ from waystation.bundle.model import (
     CRCType,
     PrimaryBlock,
 )
-from waystation.store.api import BundleMeta
+from waystation.store.api import BundleMeta, ReasonCode
 from waystation.store.group_commit import AsyncBundleStore
 from waystation.store.lmdb_store import LmdbBundleStore
 
@@ -74,39 +80,64 @@ def make_bundles(n: int, payload: int, salt: int) -> list[tuple[bytes, bytes, Bu
     return out
 
 
+class Run(NamedTuple):
+    put_s: float  # wall time of all puts
+    put_batch: float  # mean ops per commit the writer achieved
+    delete_s: float = 0.0  # wall time of deleting them all again (store: with reason + log)
+    delete_batch: float = 0.0
+
+
 async def _store_run(
     path: Path, items: list[tuple[bytes, bytes, BundleMeta]], producers: int
-) -> tuple[float, float]:
+) -> Run:
     store = AsyncBundleStore(LmdbBundleStore(path, max_bytes=8 << 30))
 
     async def producer(chunk: list[tuple[bytes, bytes, BundleMeta]]) -> None:
         for key, wire, meta in chunk:
             await store.put(key, wire, meta)
 
+    async def deleter(chunk: list[tuple[bytes, bytes, BundleMeta]]) -> None:
+        for key, _, _ in chunk:
+            await store.delete(key, ReasonCode.NO_ADDITIONAL_INFORMATION, now_ms=T0 + 1)
+
     t = time.perf_counter()
     await asyncio.gather(*(producer(items[i::producers]) for i in range(producers)))
-    elapsed = time.perf_counter() - t
-    mean_batch = store.writer.ops / max(1, store.writer.batches)
+    put_s = time.perf_counter() - t
+    put_batch = store.writer.ops / max(1, store.writer.batches)
+    ops, batches = store.writer.ops, store.writer.batches
+    t = time.perf_counter()
+    await asyncio.gather(*(deleter(items[i::producers]) for i in range(producers)))
+    delete_s = time.perf_counter() - t
+    delete_batch = (store.writer.ops - ops) / max(1, store.writer.batches - batches)
     await store.aclose()
-    return elapsed, mean_batch
+    return Run(put_s, put_batch, delete_s, delete_batch)
 
 
-def store_run(
-    path: Path, items: list[tuple[bytes, bytes, BundleMeta]], producers: int
-) -> tuple[float, float]:
+def store_run(path: Path, items: list[tuple[bytes, bytes, BundleMeta]], producers: int) -> Run:
     return asyncio.run(_store_run(path, items, producers))
 
 
-def raw_run(path: Path, items: list[tuple[bytes, bytes, BundleMeta]], batch: int) -> float:
+def raw_run(
+    path: Path, items: list[tuple[bytes, bytes, BundleMeta]], batch: int, delete_batch: int = 0
+) -> Run:
+    """The reference: the same wire bytes put (and then deleted) with raw py-lmdb."""
     env = lmdb.open(str(path), map_size=8 << 30, sync=True, metasync=True, readahead=False)
     t = time.perf_counter()
     for i in range(0, len(items), batch):
         with env.begin(write=True) as txn:
             for key, wire, _ in items[i : i + batch]:
                 txn.put(key, wire)
-    elapsed = time.perf_counter() - t
+    put_s = time.perf_counter() - t
+    delete_s = 0.0
+    if delete_batch:
+        t = time.perf_counter()
+        for i in range(0, len(items), delete_batch):
+            with env.begin(write=True) as txn:
+                for key, _, _ in items[i : i + delete_batch]:
+                    txn.delete(key)
+        delete_s = time.perf_counter() - t
     env.close()
-    return elapsed
+    return Run(put_s, batch, delete_s, delete_batch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,32 +154,28 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         for payload, n in configs:
-            store_t, raw_t, batches = [], [], []
+            stores: list[Run] = []
+            raws: list[Run] = []
             for r in range(args.repeat):
                 items = make_bundles(n, payload, salt=r)
-                elapsed, mean_batch = store_run(scratch / f"s{payload}-{r}", items, args.producers)
-                store_t.append(elapsed)
-                batches.append(mean_batch)
-                raw_t.append(raw_run(scratch / f"r{payload}-{r}", items, max(1, round(mean_batch))))
+                run = store_run(scratch / f"s{payload}-{r}", items, args.producers)
+                stores.append(run)
+                raws.append(
+                    raw_run(
+                        scratch / f"r{payload}-{r}",
+                        items,
+                        max(1, round(run.put_batch)),
+                        max(1, round(run.delete_batch)),
+                    )
+                )
                 shutil.rmtree(scratch / f"s{payload}-{r}")
                 shutil.rmtree(scratch / f"r{payload}-{r}")
-            wire_len = len(items[0][1])
-            s, w = statistics.median(store_t), statistics.median(raw_t)
-            rows.append(
-                (
-                    payload,
-                    wire_len,
-                    n,
-                    n / s,
-                    n * wire_len / s / 1e6,
-                    n / w,
-                    n * wire_len / w / 1e6,
-                    w / s,
-                    statistics.median(batches),
-                )
-            )
+            rows.append((payload, len(items[0][1]), n, stores, raws))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+    def med(runs: list[Run], field: str) -> float:
+        return statistics.median(getattr(x, field) for x in runs)
 
     load = os.getloadavg()[0]
     print(
@@ -157,12 +184,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'payload':>8} {'wire':>6} {'n':>6} | {'store/s':>9} {'MB/s':>7} | "
-        f"{'raw/s':>9} {'MB/s':>7} | {'ratio':>5} {'batch':>6}"
+        f"{'raw/s':>9} {'MB/s':>7} | {'ratio':>5} {'batch':>6} | per-run ratios"
     )
-    for payload, wire_len, n, sps, smb, rps, rmb, ratio, batch in rows:
+    for payload, wire_len, n, stores, raws in rows:
+        s, w = med(stores, "put_s"), med(raws, "put_s")
+        each = " ".join(f"{r.put_s / x.put_s:.2f}" for x, r in zip(stores, raws))
         print(
-            f"{payload:>8} {wire_len:>6} {n:>6} | {sps:>9.0f} {smb:>7.1f} | {rps:>9.0f} "
-            f"{rmb:>7.1f} | {ratio:>5.2f} {batch:>6.0f}"
+            f"{payload:>8} {wire_len:>6} {n:>6} | {n / s:>9.0f} {n * wire_len / s / 1e6:>7.1f} | "
+            f"{n / w:>9.0f} {n * wire_len / w / 1e6:>7.1f} | {w / s:>5.2f} "
+            f"{med(stores, 'put_batch'):>6.0f} | {each}"
+        )
+    print(
+        "durable deletes of the same bundles (store: meta decode, index removal, deletion-log "
+        "record with reason; raw: txn.delete of the wire)"
+    )
+    print(f"{'payload':>8} | {'store/s':>9} | {'raw/s':>9} | {'ratio':>5} {'batch':>6}")
+    for payload, _, n, stores, raws in rows:
+        s, w = med(stores, "delete_s"), med(raws, "delete_s")
+        print(
+            f"{payload:>8} | {n / s:>9.0f} | {n / w:>9.0f} | {w / s:>5.2f} "
+            f"{med(stores, 'delete_batch'):>6.0f}"
         )
     return 0
 

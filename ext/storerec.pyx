@@ -21,12 +21,15 @@ from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    object PyLong_FromUnsignedLongLong(unsigned long long v)
     unsigned long long PyLong_AsUnsignedLongLong(object o) except? -1
 
 cdef extern from "ws_pyslots.h":
     Py_ssize_t ws_slot_offset(object descr)
     PyObject *ws_slot_get(object obj, Py_ssize_t offset)
     void ws_slot_set(object obj, Py_ssize_t offset, object value)
+    object ws_alloc(object type)
 
 import zlib
 
@@ -35,7 +38,7 @@ import cbor2
 from waystation.store import pyrecords as _ref
 from waystation.store.api import BundleMeta, CustodyState, Disposition, Priority
 
-__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put"]
+__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put", "unpack_meta"]
 
 # Field order of BundleMeta (= to_cbor_obj order after the version); checked at import.
 _EXPECTED = (
@@ -94,6 +97,9 @@ cdef object _crc32 = zlib.crc32
 cdef object _dumps = cbor2.dumps
 cdef object _ref_h8 = _ref.h8
 cdef object _ref_fill_in = _ref.fill_in
+cdef object _ref_unpack_meta = _ref.unpack_meta
+cdef dict _STATE_BY_TEXT = {m.value: m for m in CustodyState}
+cdef tuple _PRIORITIES = (Priority(0), Priority(1), Priority(2))
 cdef dict _h8_cache = {}
 cdef object _CustodyState = CustodyState
 cdef object _Priority = Priority
@@ -502,3 +508,141 @@ def fill_in(meta, size, seq, checksum):
             ws_slot_set(meta, _OFF[F_DELREASON], None)
             return meta
     return _ref_fill_in(meta, size, seq, checksum)
+
+
+# -- decoding the stored record -------------------------------------------------------------
+cdef struct Reader:
+    const uint8_t *p
+    Py_ssize_t n
+    Py_ssize_t pos
+
+
+cdef inline uint64_t _rd_head(Reader *r, uint8_t *major) except? 0xFFFFFFFFFFFFFFFF:
+    """A definite-length CBOR head (major type into ``major``); anything else: _Fallback."""
+    cdef uint8_t b, info
+    cdef uint64_t v = 0
+    cdef int k, i
+    if r.pos >= r.n:
+        raise _Fallback
+    b = r.p[r.pos]
+    r.pos += 1
+    major[0] = b >> 5
+    info = b & 31
+    if info < 24:
+        return info
+    if info == 24:
+        k = 1
+    elif info == 25:
+        k = 2
+    elif info == 26:
+        k = 4
+    elif info == 27:
+        k = 8
+    else:
+        raise _Fallback
+    if r.n - r.pos < k:
+        raise _Fallback
+    for i in range(k):
+        v = (v << 8) | r.p[r.pos + i]
+    r.pos += k
+    return v
+
+
+cdef inline bint _rd_null(Reader *r) noexcept:
+    if r.pos < r.n and r.p[r.pos] == 0xF6:
+        r.pos += 1
+        return True
+    return False
+
+
+cdef inline object _rd_uint(Reader *r):
+    cdef uint8_t major
+    cdef uint64_t v = _rd_head(r, &major)
+    if major != 0:
+        raise _Fallback
+    return PyLong_FromUnsignedLongLong(v)
+
+
+cdef inline object _rd_opt_uint(Reader *r):
+    if _rd_null(r):
+        return None
+    return _rd_uint(r)
+
+
+cdef object _rd_text(Reader *r, bint nonempty):
+    """A text of at most MAX_TEXT UTF-8 bytes (BundleMeta.validate's limit)."""
+    cdef uint8_t major
+    cdef uint64_t n = _rd_head(r, &major)
+    if major != 3 or n > MAX_TEXT or <Py_ssize_t>n > r.n - r.pos or (nonempty and n == 0):
+        raise _Fallback
+    try:
+        out = PyUnicode_DecodeUTF8(<const char *>(r.p + r.pos), <Py_ssize_t>n, "strict")
+    except UnicodeDecodeError:
+        raise _Fallback
+    r.pos += <Py_ssize_t>n
+    return out
+
+
+cdef inline object _rd_opt_text(Reader *r):
+    if _rd_null(r):
+        return None
+    return _rd_text(r, True)
+
+
+def unpack_meta(raw):
+    """``BundleMeta.from_cbor(raw)`` for records in the shape the store writes (else the
+    reference decodes it, and raises StoreCorrupt exactly as it would)."""
+    cdef Reader r
+    cdef uint8_t major
+    cdef uint64_t v
+    cdef object meta, state, adu
+    if _FAST and type(raw) is bytes:
+        r.p = <const uint8_t *>PyBytes_AS_STRING(raw)
+        r.n = PyBytes_GET_SIZE(raw)
+        r.pos = 0
+        try:
+            if _rd_head(&r, &major) != NF + 1 or major != 4:
+                raise _Fallback
+            if _rd_head(&r, &major) != META_VERSION or major != 0:
+                raise _Fallback
+            meta = ws_alloc(_BundleMeta)
+            ws_slot_set(meta, _OFF[F_RECEIVED], _rd_uint(&r))
+            ws_slot_set(meta, _OFF[F_EXPIRY], _rd_uint(&r))
+            ws_slot_set(meta, _OFF[F_DEST], _rd_text(&r, False))
+            ws_slot_set(meta, _OFF[F_SOURCE], _rd_text(&r, False))
+            state = _STATE_BY_TEXT.get(_rd_text(&r, False))
+            if state is None:
+                raise _Fallback
+            ws_slot_set(meta, _OFF[F_STATE], state)
+            ws_slot_set(meta, _OFF[F_QUEUE], _rd_opt_text(&r))
+            v = _rd_head(&r, &major)
+            if major != 0 or v > 2:
+                raise _Fallback
+            ws_slot_set(meta, _OFF[F_PRIO], _PRIORITIES[v])
+            ws_slot_set(meta, _OFF[F_LOCAL], _rd_opt_text(&r))
+            ws_slot_set(meta, _OFF[F_RETRIES], _rd_uint(&r))
+            if _rd_null(&r):
+                adu = None
+            else:
+                v = _rd_head(&r, &major)
+                if major != 2 or v == 0 or v > MAX_TEXT or <Py_ssize_t>v > r.n - r.pos:
+                    raise _Fallback
+                adu = PyBytes_FromStringAndSize(<const char *>(r.p + r.pos), <Py_ssize_t>v)
+                r.pos += <Py_ssize_t>v
+            ws_slot_set(meta, _OFF[F_ADU], adu)
+            ws_slot_set(meta, _OFF[F_FRAGOFF], _rd_opt_uint(&r))
+            ws_slot_set(meta, _OFF[F_TOTAL], _rd_opt_uint(&r))
+            ws_slot_set(meta, _OFF[F_REPORT], _rd_opt_text(&r))
+            ws_slot_set(meta, _OFF[F_DELREASON], _rd_opt_uint(&r))
+            if _rd_head(&r, &major) != 0 or major != 5:  # only an empty extra map here
+                raise _Fallback
+            ws_slot_set(meta, _OFF[F_EXTRA], {})
+            ws_slot_set(meta, _OFF[F_SIZE], _rd_uint(&r))
+            ws_slot_set(meta, _OFF[F_SEQ], _rd_uint(&r))
+            ws_slot_set(meta, _OFF[F_CHECKSUM], _rd_uint(&r))
+            if r.pos != r.n:
+                raise _Fallback
+            return meta
+        except _Fallback:
+            pass
+    return _ref_unpack_meta(raw)

@@ -48,8 +48,6 @@ __all__ = ["AsyncBundleStore", "BatchingStore", "GroupCommitWriter"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# With at least 2 * _SPLIT_MIN ops queued, the writer takes only half of them (see _take_batch).
-_SPLIT_MIN = 64
 
 
 class BatchingStore(BundleStore, Protocol):
@@ -153,11 +151,6 @@ class GroupCommitWriter:
         batch: list[_Pending] = []
         size = 0
         limit = self.max_batch
-        if len(pending) >= 2 * _SPLIT_MIN:
-            # Double buffering: with half of the queue in this batch, the other half's callers
-            # are resumed by the event loop (their batch released in before_commit) while this
-            # batch's commit syncs without the GIL, instead of loop and writer taking turns.
-            limit = min(limit, (len(pending) + 1) // 2)
         while pending and len(batch) < limit:
             op = pending[0][0]
             wire = (

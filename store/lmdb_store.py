@@ -84,7 +84,14 @@ from waystation.store.api import (
     bundle_key,
 )
 from waystation.store.ops import DeleteOp, PutOp, StoreOp, SweepOp, UpdateOp
-from waystation.store.records import fill_in, h8, index_keys, pack_deletion, pack_put
+from waystation.store.records import (
+    fill_in,
+    h8,
+    index_keys,
+    pack_deletion,
+    pack_put,
+    unpack_meta,
+)
 
 __all__ = ["FORMAT", "MARKER_FILE", "LmdbBundleStore", "verify_store"]
 
@@ -542,7 +549,7 @@ class LmdbBundleStore:
         raw = txn.get(key, db=self._dbs["meta"])
         if raw is None:
             raise BundleNotFound(key)
-        return BundleMeta.from_cbor(raw)
+        return unpack_meta(raw)
 
     def _update_in(self, txn: Any, key: bytes, changes: dict[str, Any]) -> BundleMeta:
         dbs = self._dbs
@@ -569,10 +576,11 @@ class LmdbBundleStore:
     ) -> DeletionRecord:
         dbs = self._dbs
         reason = check_reason(reason)
-        try:
-            disposition = Disposition(disposition)
-        except ValueError:
-            raise InvalidMeta(f"unknown disposition {disposition!r}") from None
+        if disposition.__class__ is not Disposition:  # the enum call costs ~1 us per delete
+            try:
+                disposition = Disposition(disposition)
+            except ValueError:
+                raise InvalidMeta(f"unknown disposition {disposition!r}") from None
         meta = self._load_meta(txn, key)
         for name, ix, _ in _index_keys(key, meta):
             txn.delete(ix, db=dbs[name])
@@ -651,7 +659,7 @@ class LmdbBundleStore:
             if (wire is None) != (raw is None):
                 raise StoreCorrupt(f"{self.path}: bundle {key.hex()} has data or meta but not both")
             raise BundleNotFound(key)
-        meta = BundleMeta.from_cbor(raw)
+        meta = unpack_meta(raw)
         if len(wire) != meta.size or zlib.crc32(wire) != meta.checksum:
             raise StoreCorrupt(f"{self.path}: bundle {key.hex()} fails its stored checksum")
         return bytes(wire)
@@ -750,7 +758,7 @@ class LmdbBundleStore:
                 if found and cur.key() == after:
                     found = cur.next()
             while found:
-                out.append(StoredEntry(cur.key(), BundleMeta.from_cbor(cur.value())))
+                out.append(StoredEntry(cur.key(), unpack_meta(cur.value())))
                 if limit is not None and len(out) >= limit:
                     break
                 found = cur.next()
@@ -799,7 +807,7 @@ class LmdbBundleStore:
             count = total = 0
             for key, raw in txn.cursor(db=self._dbs["meta"]):
                 try:
-                    meta = BundleMeta.from_cbor(raw)
+                    meta = unpack_meta(raw)
                 except StoreCorrupt as exc:
                     problems.append(f"{key.hex()}: {exc}")
                     continue

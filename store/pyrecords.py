@@ -9,6 +9,8 @@ What the LMDB backend writes for one bundle is decided here and only here:
 * :func:`index_keys` — the index entries of a bundle (used by put, update, delete and check);
 * :func:`fill_in` — after a successful put, the caller's meta gets the store-owned fields
   (``waystation.store._common.fill_in``, re-exported here so it has a compiled twin);
+* :func:`unpack_meta` — a stored metadata record back into a :class:`BundleMeta`
+  (``BundleMeta.from_cbor``: StoreCorrupt on anything damaged);
 * :func:`pack_deletion` — a deletion-log record (``DeletionRecord.to_cbor`` of the bundle's
   metadata with ``deletion_reason`` set), without copying the metadata.
 
@@ -28,7 +30,7 @@ import cbor2
 from waystation.store._common import check_meta, fill_in, stored_record
 from waystation.store.api import BundleMeta, InvalidMeta
 
-__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put"]
+__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put", "unpack_meta"]
 
 _U64 = struct.Struct(">Q")
 _DELETION_REASON_AT = 14  # index of deletion_reason in BundleMeta.to_cbor_obj()
@@ -93,3 +95,8 @@ def pack_deletion(
         return cbor2.dumps([seq, key, str(disposition), reason, time_ms, obj])
     except (cbor2.CBOREncodeError, TypeError, ValueError, OverflowError) as exc:
         raise InvalidMeta(f"metadata not CBOR-serialisable: {exc}") from exc
+
+
+def unpack_meta(raw: bytes) -> BundleMeta:
+    """A stored metadata record as a :class:`BundleMeta` (``BundleMeta.from_cbor``)."""
+    return BundleMeta.from_cbor(raw)

@@ -17,7 +17,15 @@ from types import ModuleType
 
 from waystation.store import pyrecords as _pyrecords
 
-__all__ = ["IMPLEMENTATION", "fill_in", "h8", "index_keys", "pack_deletion", "pack_put"]
+__all__ = [
+    "IMPLEMENTATION",
+    "fill_in",
+    "h8",
+    "index_keys",
+    "pack_deletion",
+    "pack_put",
+    "unpack_meta",
+]
 
 
 def _select() -> tuple[ModuleType, str]:
@@ -50,6 +58,7 @@ h8 = _impl.h8
 index_keys = _impl.index_keys
 pack_put = _impl.pack_put
 pack_deletion = _impl.pack_deletion
+unpack_meta = _impl.unpack_meta
 
 
 def implementation_module() -> ModuleType:

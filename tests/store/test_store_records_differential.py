@@ -196,6 +196,30 @@ def test_fill_in_matches_reference(
         assert got == want
 
 
+@settings(max_examples=200, deadline=None)
+@given(meta=good_meta(), seq=u64, wire=wires, cut=st.integers(0, 200), flip=st.integers(0, 255))
+def test_unpack_meta_matches_reference(
+    fast: ModuleType, meta: BundleMeta, seq: int, wire: bytes, cut: int, flip: int
+) -> None:
+    raw = pyrecords.pack_put(b"k", wire, meta, seq)[0]
+    assert fast.unpack_meta(raw) == pyrecords.unpack_meta(raw) == BundleMeta.from_cbor(raw)
+    damaged = [
+        raw[:cut],
+        raw + b"\x00",
+        raw[: cut % len(raw)] + bytes([flip]) + raw[cut % len(raw) + 1 :],
+        raw.replace(b"\x93", b"\x94", 1) + b"\xf6",  # a trailing (future) field
+        pyrecords.pack_deletion(1, b"k", "deleted", 3, 4, meta),
+    ]
+    for data in damaged:
+        assert outcome(fast.unpack_meta, data) == outcome(pyrecords.unpack_meta, data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=120) | st.sampled_from([b"", b"\x93", b"\x80", "text", None]))
+def test_unpack_meta_garbage_matches_reference(fast: ModuleType, data: Any) -> None:
+    assert outcome(fast.unpack_meta, data) == outcome(pyrecords.unpack_meta, data)
+
+
 def test_h8_matches_reference(fast: ModuleType) -> None:
     for text in ["", "ipn:2.1", "dtn://é/x", "\ud800", b"adu", b""]:
         assert fast.h8(text) == pyrecords.h8(text)
