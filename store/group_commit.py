@@ -151,17 +151,17 @@ class GroupCommitWriter:
         batch: list[_Pending] = []
         size = 0
         limit = self.max_batch
-        while pending and len(batch) < limit:
+        max_bytes = self.max_batch_bytes
+        popleft, append = pending.popleft, batch.append
+        n = 0
+        while pending and n < limit:
             op = pending[0][0]
-            wire = (
-                len(op.wire)
-                if isinstance(op, PutOp) and isinstance(op.wire, bytes | bytearray | memoryview)
-                else 0
-            )
-            if batch and size + wire > self.max_batch_bytes:
-                break
-            batch.append(pending.popleft())
-            size += wire
+            if isinstance(op, PutOp) and isinstance(op.wire, bytes | bytearray | memoryview):
+                size += len(op.wire)
+                if n and size > max_bytes:
+                    break
+            append(popleft())
+            n += 1
         return batch
 
     def _run(self) -> None:
@@ -216,6 +216,8 @@ class GroupCommitWriter:
     @staticmethod
     def _resolve(batch: list[_Pending], results: list[Any]) -> None:
         per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        last_loop: asyncio.AbstractEventLoop | None = None
+        items: list[tuple[asyncio.Future[Any], Any]] = []
         for (_, cfut, afut, loop), result in zip(batch, results):
             if cfut is not None:
                 if cfut.done():  # cancelled by its caller while queued
@@ -228,7 +230,10 @@ class GroupCommitWriter:
                 except concurrent.futures.InvalidStateError:
                     pass  # cancelled between the check and the set
             elif afut is not None and loop is not None:
-                per_loop.setdefault(loop, []).append((afut, result))
+                if loop is not last_loop:  # nearly always one loop: look it up once
+                    items = per_loop.setdefault(loop, [])
+                    last_loop = loop
+                items.append((afut, result))
         for loop, items in per_loop.items():
             try:
                 loop.call_soon_threadsafe(_settle, items)
