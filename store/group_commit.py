@@ -202,9 +202,12 @@ class GroupCommitWriter:
                 results = [err] * len(batch)
             self.batches += 1
             self.ops += len(batch)
-            if self._hook:
+            if self._hook and all(item[1] is None for item in batch):
                 held.append((batch, results))
             else:
+                # A concurrent future runs its done-callbacks right here, and a callback that
+                # wrote to the store synchronously would deadlock inside the next batch's open
+                # write transaction: such batches are resolved at once, outside any transaction.
                 self._finish(batch, results)
 
     def _finish(self, batch: list[_Pending], results: list[Any]) -> None:

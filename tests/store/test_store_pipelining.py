@@ -133,3 +133,29 @@ def test_bad_put_arguments_surface_when_awaited(tmp_path: Path) -> None:
         await store.aclose()
 
     asyncio.run(main())
+
+
+def test_a_thread_callers_callback_may_write_to_the_store(tmp_path: Path) -> None:
+    """Concurrent futures run done-callbacks in the writer thread: a callback that writes
+    synchronously must not run inside the next batch's open transaction (it would deadlock)."""
+    gate = threading.Event()
+    backend = CommitLog(tmp_path / "s", gate=gate)
+    writer = GroupCommitWriter(backend)
+    done = threading.Event()
+    b1, w1, x1 = make_wire(1)
+    b2, w2, x2 = make_wire(2)
+
+    def chained(_: Any) -> None:
+        backend.put(b2, w2, meta_for(x2))  # a synchronous durable write from the callback
+        done.set()
+
+    writer.submit(PutOp(b1.key(), w1, meta_for(x1))).add_done_callback(chained)
+    assert backend.entered.wait(10)  # the writer is in its first batch, held at the gate
+    for i in range(3, 40):  # these queue up and become the second batch
+        b, w, x = make_wire(i)
+        writer.submit(PutOp(b.key(), w, meta_for(x)))
+    gate.set()
+    assert done.wait(10)
+    writer.close()
+    assert backend.stats().count == 39
+    backend.close()
