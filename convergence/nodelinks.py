@@ -196,6 +196,27 @@ class TcpclLink:
         except (TransferTooLarge, ConvergenceError) as exc:
             raise link_error(str(exc)) from exc
 
+    @property
+    def ready_now(self) -> bool:
+        """Can :meth:`send_nowait` take a bundle now (session up, write buffer has room)?"""
+        conn = self.conn
+        return conn is not None and conn.is_up and not conn.write_paused
+
+    def send_nowait(self, wire: bytes) -> asyncio.Future[None]:
+        """Queue one transfer now (check :attr:`ready_now` first: this skips the wait for
+        flow control); the future resolves on the final XFER_ACK and fails as :meth:`send`
+        would raise. For the node's per-bundle path: no coroutine per bundle."""
+        link_error, link_down, _ = _link_errors()
+        conn = self.conn
+        if conn is None or not conn.is_up:
+            raise link_down(f"TCPCL link {self.link_id} is not up")
+        try:
+            return conn.send_nowait(wire)
+        except LinkClosed as exc:
+            raise link_down(str(exc)) from exc
+        except (TransferTooLarge, ConvergenceError) as exc:
+            raise link_error(str(exc)) from exc
+
     async def close(self) -> None:
         if self.client is not None:
             await self.client.stop()

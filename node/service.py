@@ -51,7 +51,12 @@ from waystation.bundle.dtntime import Clock, TimestampSource
 from waystation.bundle.errors import BundleError
 from waystation.bundleops import payload_of, prepare_forward
 from waystation.config import NodeConfig, local_node_ids
-from waystation.fragmentation import MUST_NOT_FRAGMENT_REASON, MustNotFragment, send_within_limit
+from waystation.fragmentation import (
+    MUST_NOT_FRAGMENT_REASON,
+    MustNotFragment,
+    link_limit,
+    send_within_limit,
+)
 from waystation.identity import LocalIdentity
 from waystation.links import Link, LinkError, LinkManager
 from waystation.logsetup import kv
@@ -325,7 +330,8 @@ class NodeService:
         if isinstance(action, StoreBundle):
             self._store_bundle(action)
         elif isinstance(action, TransmitBundle):
-            self._spawn(self._transmit(action))
+            if not self._transmit_now(action):
+                self._spawn(self._transmit(action))
         elif isinstance(action, DeliverBundle):
             self._deliver(action)
         elif isinstance(action, DeleteBundle):
@@ -409,6 +415,38 @@ class NodeService:
         else:
             log.error("store put failed", extra=kv(key=key, error=repr(exc)))
             self.execute(self.agent.store_failed(now, key, "internal", f"store error: {exc}"))
+
+    def _transmit_now(self, action: TransmitBundle) -> bool:
+        """The per-bundle fast path: queue the transfer on a link that can take it right now
+        (``ready_now`` / ``send_nowait``: session up, write buffer below its high-water mark,
+        no fragmentation limit) and report the outcome from the transfer's own future --
+        no Task and no coroutine chain per bundle. The bundle still counts as forwarded only
+        when that future resolves, i.e. on the final XFER_ACK. False: use ``_transmit``
+        (which waits for flow control and reports every error)."""
+        link = self.links.links.get(action.link_id)
+        if link is None or not getattr(link, "ready_now", False) or link_limit(link) is not None:
+            return False
+        assert self.store is not None
+        try:
+            wire = prepare_forward(
+                self.wires.get(action.key) or self.store.store.get(action.key),
+                node_eid=self.identity.node_eid,
+                received_ms=action.received_ms,
+                now_ms=self.now_ms(),
+            )
+            fut = link.send_nowait(wire)  # type: ignore[attr-defined]
+        except Exception:  # the awaiting path redoes the work and reports the error
+            return False
+        fut.add_done_callback(lambda f, a=action: self._transmit_done(a, f))
+        return True
+
+    def _transmit_done(self, action: TransmitBundle, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            ok, error = False, "transfer cancelled"
+        else:
+            exc = fut.exception()
+            ok, error = exc is None, "" if exc is None else str(exc) or type(exc).__name__
+        self.execute(self.agent.transmitted(self.now_ms(), action.key, action.link_id, ok, error))
 
     async def _transmit(self, action: TransmitBundle) -> None:
         assert self.store is not None
