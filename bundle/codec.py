@@ -11,8 +11,9 @@ functions with the same behaviour (see :mod:`waystation.bundle.pycodec`).
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
+
+from waystation.ext.twins import select_twin
 
 from . import pycodec as _pycodec
 
@@ -30,26 +31,7 @@ __all__ = [
 
 
 def _select() -> tuple[ModuleType, str]:
-    require = os.environ.get("WAYSTATION_REQUIRE_EXT") == "1"
-    if os.environ.get("WAYSTATION_PUREPYTHON") == "1":
-        if require:
-            raise ImportError("WAYSTATION_REQUIRE_EXT=1 contradicts WAYSTATION_PUREPYTHON=1")
-        return _pycodec, "python"
-    try:
-        from waystation.ext import fastcodec  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        if require:
-            raise ImportError(
-                "WAYSTATION_REQUIRE_EXT=1 but the Cython codec waystation.ext.fastcodec "
-                f"cannot be imported: {exc}"
-            ) from exc
-        return _pycodec, "python"
-    missing = [name for name in _pycodec.__all__ if not hasattr(fastcodec, name)]
-    if missing:
-        if require:
-            raise ImportError(f"waystation.ext.fastcodec lacks {', '.join(missing)}")
-        return _pycodec, "python"
-    return fastcodec, "cython"
+    return select_twin("fastcodec", _pycodec, "Cython codec")
 
 
 _impl, IMPLEMENTATION = _select()

@@ -1,1 +1,1 @@
-"""Cython twins of the hot codec paths; imported only by waystation.bundle.codec."""
+"""Cython twins of hot paths (the BPv7 codec, the store's record builder); see twins.py."""

@@ -1,6 +1,6 @@
 """Selects the record builder: the Cython twin ``waystation.ext.storerec`` when available.
 
-Selection follows :mod:`waystation.bundle.codec`:
+Selection (one rule for every twin, :mod:`waystation.ext.twins`):
 
 * ``WAYSTATION_PUREPYTHON=1`` forces :mod:`waystation.store.pyrecords` (the reference);
 * ``WAYSTATION_REQUIRE_EXT=1`` makes a missing or incomplete extension an ``ImportError``;
@@ -12,9 +12,9 @@ records and raise the same exceptions (``tests/store/test_store_records_differen
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
 
+from waystation.ext.twins import select_twin
 from waystation.store import pyrecords as _pyrecords
 
 __all__ = [
@@ -29,26 +29,7 @@ __all__ = [
 
 
 def _select() -> tuple[ModuleType, str]:
-    require = os.environ.get("WAYSTATION_REQUIRE_EXT") == "1"
-    if os.environ.get("WAYSTATION_PUREPYTHON") == "1":
-        if require:
-            raise ImportError("WAYSTATION_REQUIRE_EXT=1 contradicts WAYSTATION_PUREPYTHON=1")
-        return _pyrecords, "python"
-    try:
-        from waystation.ext import storerec  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        if require:
-            raise ImportError(
-                "WAYSTATION_REQUIRE_EXT=1 but the Cython store records module "
-                f"waystation.ext.storerec cannot be imported: {exc}"
-            ) from exc
-        return _pyrecords, "python"
-    missing = [name for name in _pyrecords.__all__ if not hasattr(storerec, name)]
-    if missing:
-        if require:
-            raise ImportError(f"waystation.ext.storerec lacks {', '.join(missing)}")
-        return _pyrecords, "python"
-    return storerec, "cython"
+    return select_twin("storerec", _pyrecords, "Cython store records module")
 
 
 _impl, IMPLEMENTATION = _select()
