@@ -650,7 +650,7 @@ class AppServer:
             code = ErrorCode.BAD_ARGUMENT if "not a hex key" in str(exc) else ErrorCode.NOT_FOUND
             raise AppProtocolError(code, str(exc), rid) from None
 
-    def _store_list(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
+    def _store_list(self, peer: Consumer, rid: int, body: dict[str, Any]) -> None:
         destination = optional(body, "destination", str, None, rid)
         state = optional(body, "state", str, None, rid)
         queue = optional(body, "queue", str, None, rid)
@@ -667,7 +667,8 @@ class AppServer:
                 ErrorCode.BAD_ARGUMENT, f"limit must be in 0..{STORE_LIST_MAX}", rid
             )
         store = self._sync_store(rid)
-        try:
+
+        def walk() -> dict[str, Any]:
             if queue is not None:
                 candidates: Any = store.queue(queue)
             elif destination is not None:
@@ -687,9 +688,31 @@ class AppServer:
                     more = True
                     break
                 entries.append({"key": e.key, "meta": meta_to_map(e.meta)})
-        except StoreError as exc:
-            raise AppProtocolError(ErrorCode.INTERNAL, f"store: {exc}", rid) from None
-        return {"entries": entries, "more": more}
+            return {"entries": entries, "more": more}
+
+        self._reply_off_loop(peer, rid, walk)
+        return None
+
+    def _reply_off_loop(self, peer: Consumer, rid: int, work: Callable[[], Any]) -> None:
+        """Run ``work`` (a walk over the store: seconds for a large one) in the default
+        executor so the event loop keeps forwarding meanwhile; reply with its result, or with
+        an ``internal`` error naming the store's complaint."""
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if isinstance(exc, AppProtocolError):
+                self._error(peer, exc.rid or rid, exc.code, exc.message)
+            elif isinstance(exc, StoreError):
+                self._error(peer, rid, ErrorCode.INTERNAL, f"store: {exc}")
+            elif exc is not None:
+                log.error("store walk failed", exc_info=exc)
+                self._error(peer, rid, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            elif rid:
+                self._send_frame(peer, encode_frame(KIND_OK, rid, fut.result()))
+
+        asyncio.get_running_loop().run_in_executor(None, work).add_done_callback(done)
 
     def _store_get(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
         key = self._store_key(body, rid)
@@ -738,31 +761,33 @@ class AppServer:
         done.add_done_callback(durable)
         return None
 
-    def _store_stats(self, peer: Consumer, rid: int, body: dict[str, Any]) -> dict[str, Any]:
+    def _store_stats(self, peer: Consumer, rid: int, body: dict[str, Any]) -> None:
         store = self._sync_store(rid)
-        try:
+        snap = self.service.agent.snapshot()  # on the loop: the agent is not thread-safe
+
+        def walk() -> dict[str, Any]:
             s = store.stats()
             states: dict[str, int] = {}
             for e in iter_all(store):
                 states[e.meta.state.value] = states.get(e.meta.state.value, 0) + 1
             queues = store.queues()
-        except StoreError as exc:
-            raise AppProtocolError(ErrorCode.INTERNAL, f"store: {exc}", rid) from None
-        snap = self.service.agent.snapshot()
-        return {
-            "path": s.path,
-            "backend": s.backend,
-            "count": s.count,
-            "bytes": s.bytes,
-            "max_count": s.max_count,
-            "max_bytes": s.max_bytes,
-            "deletions_logged": s.deletions_logged,
-            "map_size": s.map_size,
-            "map_used": s.map_used,
-            "by_state": states,
-            "queues": queues,
-            "held": {"count": snap["held"], **snap["places"]},
-        }
+            return {
+                "path": s.path,
+                "backend": s.backend,
+                "count": s.count,
+                "bytes": s.bytes,
+                "max_count": s.max_count,
+                "max_bytes": s.max_bytes,
+                "deletions_logged": s.deletions_logged,
+                "map_size": s.map_size,
+                "map_used": s.map_used,
+                "by_state": states,
+                "queues": queues,
+                "held": {"count": snap["held"], **snap["places"]},
+            }
+
+        self._reply_off_loop(peer, rid, walk)
+        return None
 
 
 STORE_LIST_MAX = 100_000  # entries per store_list reply; page on with ``after``

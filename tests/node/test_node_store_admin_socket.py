@@ -155,3 +155,47 @@ def test_deleting_a_pending_local_bundle_means_it_is_never_delivered(tmp_path: P
             await node.stop()
 
     run(main)
+
+
+def test_store_walks_run_off_the_event_loop_and_report_store_errors(tmp_path: Path) -> None:
+    """store_list/store_stats walk the whole store (seconds for a large one): they run in the
+    executor, so the loop keeps forwarding; a store failure in the walk is an 'internal' error."""
+    import threading
+
+    from waystation.store.api import StoreError
+
+    async def main() -> None:
+        node = NodeService(make_config(tmp_path, "alpha"))
+        await node.start()
+        assert node.store is not None
+        store = node.store.store
+        loop_thread = threading.get_ident()
+        walkers: list[int] = []
+        real_entries = store.entries
+        broken = False
+
+        def entries(**kwargs):  # type: ignore[no-untyped-def]
+            walkers.append(threading.get_ident())
+            if broken:
+                raise StoreError("disk on fire")
+            return real_entries(**kwargs)
+
+        store.entries = entries
+        try:
+            async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
+                await c.send("dtn://alpha/inbox", b"one", lifetime=60)
+                assert len((await c.store_list())["entries"]) == 1
+                assert (await c.store_stats())["count"] == 1
+                assert walkers and loop_thread not in walkers
+                broken = True
+                for op in ("store_list", "store_stats"):
+                    with pytest.raises(NodeError) as err:
+                        await c.call(op)
+                    assert err.value.code == "internal"
+                    assert "disk on fire" in str(err.value)
+                assert "counters" in await c.status()  # and the node still serves
+        finally:
+            del store.entries
+            await node.stop()
+
+    run(main)
