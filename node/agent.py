@@ -1069,6 +1069,16 @@ class Agent:
         out += self.tick(now_ms)
         return out
 
+    def remember_released(self, now_ms: int, released: Iterable[tuple[bytes, int]]) -> None:
+        """After a restart: the bundles that left custody before it, as (key, expiry_ms) from
+        the store's deletion log. Each is suppressed as a duplicate until its expiry, as if it
+        had been released in this run (§5.9 duplicate suppression: a previous hop that never
+        saw our acknowledgement before the crash resends, and the bundle must not be
+        delivered or forwarded twice)."""
+        for key, expiry_ms in released:
+            if expiry_ms > now_ms and key not in self.held:
+                self._seen[key] = max(expiry_ms, self._seen.get(key, 0))
+
     def redispatch(self, now_ms: int, key: bytes) -> list[Output]:
         h = self.held.get(key)
         return [] if h is None else self._dispatch(now_ms, h)

@@ -253,6 +253,14 @@ class NodeService:
         entries = list(iter_all(self.store.store))
         now = self.now_ms()
         self.execute(self.agent.restore(now, entries))
+        # Bundles released before the restart stay duplicates until they expire: the deletion
+        # log (bounded, newest last) remembers them across the crash.
+        try:
+            records = self.store.store.deletions()
+        except StoreError as exc:
+            log.error("deletion log unreadable", extra=kv(error=str(exc)))
+            records = []
+        self.agent.remember_released(now, ((r.key, r.meta.expiry_ms) for r in records))
         # Bundles for node services (echo, admin sink) need their payloads re-read.
         for entry in entries:
             dest = entry.meta.destination

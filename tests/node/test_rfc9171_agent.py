@@ -353,3 +353,26 @@ def test_restore_expires_what_expired_while_down() -> None:
     h2.run(h2.agent.restore(h2.now, store.entries()))
     assert h2.deleted[0].reason == ReasonCode.LIFETIME_EXPIRED
     assert store.stats().count == 0
+
+
+def test_restart_remembers_released_bundles_from_the_deletion_log_until_they_expire() -> None:
+    """§5.9 across a crash: what left custody before the restart is still a duplicate (the
+    service feeds the store's deletion log to ``remember_released``), until it expires."""
+    store = MemoryBundleStore()
+    h = Harness(store=store)
+    wire = remote_bundle(lifetime=60_000)
+    h.receive(wire)
+    h.run(h.agent.bind("dtn://a/inbox", "c"))
+    h.ack_all("dtn://a/inbox")
+    assert store.stats().count == 0
+    log = [(r.key, r.meta.expiry_ms) for r in store.deletions()]
+    assert len(log) == 1
+    h2 = Harness(store=store)
+    h2.run(h2.agent.restore(h2.now, store.entries()))
+    h2.agent.remember_released(h2.now, log)
+    assert h2.receptions[h2.receive(wire)] == (True, "dup")
+    # once its lifetime is over the key is forgotten (and a late copy is expired anyway)
+    h3 = Harness(store=store)
+    h3.clock.advance(61_000)
+    h3.agent.remember_released(h3.now, log)
+    assert h3.agent._seen == {}
