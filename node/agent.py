@@ -675,7 +675,8 @@ class Agent:
         candidates: list[str] = []
         if dest_node is not None and any(ls.neighbour == dest_node for ls in self.links.values()):
             candidates.append(dest_node)  # a direct neighbour beats any table
-        for hop in self.router.next_hops(info.destination, now_ms, info.size):
+        routed = self.router.next_hops(info.destination, now_ms, info.size, info.key)
+        for hop in routed:
             if hop not in candidates:
                 candidates.append(hop)
         self._waiting.discard(info.key)
@@ -684,9 +685,18 @@ class Agent:
             self._waiting.add(info.key)
             return []
         chosen = next((c for c in candidates if self._up_link(c) is not None), candidates[0])
+        if routed and chosen != routed[0]:
+            # Another neighbour carries it: a capacity booking for the router's pick is unused.
+            self._router_released(info.key, transmitted=False)
         h.place, h.neighbour = "queue", chosen
         heapq.heappush(self._queues.setdefault(chosen, []), (-h.priority, h.seq, info.key))
         return self._pump_neighbour(chosen)
+
+    def _router_released(self, key: bytes, transmitted: bool) -> None:
+        # getattr, not isinstance on the Protocol: this runs once per released bundle.
+        released = getattr(self.router, "released", None)
+        if released is not None:
+            released(key, transmitted)
 
     def _up_link(self, neighbour: str) -> _LinkState | None:
         best: _LinkState | None = None
@@ -940,6 +950,7 @@ class Agent:
         self.held.pop(key, None)
         self._waiting.discard(key)
         self._payload_for_echo.pop(key, None)
+        self._router_released(key, transmitted=disposition is Disposition.FORWARDED)
         if h.endpoint is not None:
             reg = self.registrations.get(h.endpoint)
             if reg is not None:

@@ -13,12 +13,16 @@ hop" and the bundle waits in the store (re-routed when links or plans change). O
 route's first hop is answered - offering unbooked alternatives would let the agent send a
 bundle over capacity it never reserved.
 
+Bookings are per bundle (the agent passes the bundle's store key): one that is forwarded
+keeps its volume consumed; one that leaves custody without being sent (expired, deleted) or
+is sent to another neighbour gives its volume back (``released``), and asking again for the
+same bundle (re-routing after a failed transfer) first gives back its earlier booking. So an
+expired bundle does not leave a contact looking full (ION likewise restores a contact's
+residual capacity when a queued bundle is removed).
+
 Limits (documented in docs/node.md): only ``ipn`` destinations are routed by the plan (a
-contact plan names nodes by number); the Router protocol carries no bundle identity, so a
-booking is not released when the bundle expires before its contact or is re-routed after a
-failed transfer - that errs towards under-using a contact, never over-booking it; bookings
-restart from zero when a new plan is loaded; a plan change re-routes only bundles that are
-still waiting.
+contact plan names nodes by number); bookings restart from zero when a new plan is loaded; a
+plan change re-routes only bundles that are still waiting.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 from waystation.bundle.eid import IpnEID
 from waystation.bundleops import cached_eid
 from waystation.contact_plan import ContactPlan, ContactPlanError, VolumeExhausted
+from waystation.contact_plan import Route as CgrRoute
 from waystation.contact_plan import Router as CgrRouter
 
 __all__ = ["PlanRouter"]
@@ -43,7 +48,9 @@ class PlanRouter:
         self.local_node = local_node
         self.cgr = CgrRouter(plan, local_node=local_node)
         self.bookings = 0  # routing decisions booked against contact volume (for status)
-        self.booked_bytes = 0
+        self.booked_bytes = 0  # bytes currently booked (given-back bookings subtracted)
+        # bundle key -> its live booking, so it can be given back (re-route, expiry, delete)
+        self._by_key: dict[bytes, tuple[CgrRoute, int]] = {}
 
     @property
     def plan(self) -> ContactPlan:
@@ -51,8 +58,23 @@ class PlanRouter:
 
     def update_plan(self, plan: ContactPlan) -> None:
         self.cgr.update_plan(plan)
+        self._by_key.clear()  # the new plan's contacts start with their full volume
+        self.booked_bytes = 0
 
-    def next_hops(self, destination: str, now_ms: int, size: int) -> list[str]:
+    def released(self, key: bytes, transmitted: bool) -> None:
+        """The agent is done with bundle ``key``'s booking (see module docstring)."""
+        booking = self._by_key.pop(key, None)
+        if booking is None or transmitted:
+            return
+        route, size = booking
+        self.cgr.release(route, size)
+        self.booked_bytes -= size
+
+    def next_hops(
+        self, destination: str, now_ms: int, size: int, key: bytes | None = None
+    ) -> list[str]:
+        if key is not None:
+            self.released(key, transmitted=False)  # a re-route: the old booking goes first
         try:
             eid = cached_eid(destination)
         except Exception:
@@ -72,6 +94,8 @@ class PlanRouter:
                     continue
                 self.booked_bytes += size
                 self.bookings += 1
+                if key is not None:
+                    self._by_key[key] = (best, size)
                 return [f"ipn:{best.next_hop}.0"]
         except ContactPlanError as exc:  # unknown node, no route: not an error for the node
             log.debug("no contact-plan route to %s: %s", destination, exc)

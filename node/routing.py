@@ -17,19 +17,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Router", "Route", "StaticRouter", "ChainRouter"]
+__all__ = ["ChainRouter", "ReservingRouter", "Route", "Router", "StaticRouter"]
 
 
 @runtime_checkable
 class Router(Protocol):
     """What the agent needs from any routing algorithm."""
 
-    def next_hops(self, destination: str, now_ms: int, size: int) -> Sequence[str]:
-        """Candidate neighbour node IDs for a bundle to ``destination``, best first."""
+    def next_hops(
+        self, destination: str, now_ms: int, size: int, key: bytes | None = None
+    ) -> Sequence[str]:
+        """Candidate neighbour node IDs for a bundle to ``destination``, best first.
+
+        ``key`` names the bundle (its store key) for routers that reserve capacity for it
+        (CGR's volume booking); such a router also offers ``released`` (see
+        :class:`ReservingRouter`). Asking again for the same key re-routes it: the earlier
+        reservation is given back first."""
         ...
 
     def describe(self) -> list[dict[str, str]]:
         """A human/JSON readable view of the routing state (for ``status``)."""
+        ...
+
+
+@runtime_checkable
+class ReservingRouter(Protocol):
+    """A router that books capacity per bundle and must hear when the booking is over."""
+
+    def released(self, key: bytes, transmitted: bool) -> None:
+        """Bundle ``key`` will not use its booking any more: it left custody, or another
+        neighbour was chosen. ``transmitted`` means the capacity was actually used (the
+        bundle was forwarded), so it stays consumed; otherwise it is freed."""
         ...
 
 
@@ -82,7 +100,9 @@ class StaticRouter:
                 return i
         return len(pattern) + 1  # no wildcard at all: more specific than any glob
 
-    def next_hops(self, destination: str, now_ms: int, size: int) -> list[str]:
+    def next_hops(
+        self, destination: str, now_ms: int, size: int, key: bytes | None = None
+    ) -> list[str]:
         matching = [
             (-self._specificity(r.pattern), i, r.next_hop)
             for i, r in enumerate(self._routes)
@@ -107,13 +127,21 @@ class ChainRouter:
     def __init__(self, routers: Sequence[Router]) -> None:
         self.routers = list(routers)
 
-    def next_hops(self, destination: str, now_ms: int, size: int) -> list[str]:
+    def next_hops(
+        self, destination: str, now_ms: int, size: int, key: bytes | None = None
+    ) -> list[str]:
         hops: list[str] = []
         for router in self.routers:
-            for hop in router.next_hops(destination, now_ms, size):
+            for hop in router.next_hops(destination, now_ms, size, key):
                 if hop not in hops:
                     hops.append(hop)
         return hops
+
+    def released(self, key: bytes, transmitted: bool) -> None:
+        for router in self.routers:
+            released = getattr(router, "released", None)
+            if released is not None:
+                released(key, transmitted)
 
     def describe(self) -> list[dict[str, str]]:
         return [row for r in self.routers for row in r.describe()]

@@ -152,6 +152,48 @@ def test_plan_router_books_volume_and_never_overbooks() -> None:
     assert r.next_hops("ipn:2.1", T0, 3000) == ["ipn:2.0"]
 
 
+def test_plan_router_bookings_are_per_bundle_and_given_back_unless_used() -> None:
+    """A booking is consumed when its bundle is forwarded, given back when the bundle leaves
+    without being sent or is re-routed (same key again), and never double-counted."""
+    plan = plan_of((1, 2, T0, T0 + 10_000), rate=1000)  # 10,000 bytes in all
+    r = PlanRouter(plan, 1)
+    for k in (b"a", b"b", b"c"):
+        assert r.next_hops("ipn:2.1", T0, 3000, k) == ["ipn:2.0"]
+    assert r.next_hops("ipn:2.1", T0, 3000, b"d") == []  # full
+    r.released(b"a", transmitted=False)  # "a" expired in the queue: its 3,000 bytes return
+    assert r.booked_bytes == 6000
+    assert r.next_hops("ipn:2.1", T0, 3000, b"d") == ["ipn:2.0"]
+    r.released(b"b", transmitted=True)  # "b" was forwarded: its volume stays used
+    assert r.booked_bytes == 9000
+    assert r.next_hops("ipn:2.1", T0, 3000, b"e") == []
+    # re-routing "c" (a failed transfer) replaces its booking instead of adding a second one
+    assert r.next_hops("ipn:2.1", T0, 3000, b"c") == ["ipn:2.0"]
+    assert r.booked_bytes == 9000
+    r.released(b"unknown", transmitted=False)  # nothing booked: nothing happens
+    assert r.booked_bytes == 9000
+
+
+def test_agent_gives_back_the_booking_of_a_bundle_that_expires_before_its_contact() -> None:
+    """The agent tells a booking router when a queued bundle leaves custody: an expired bundle
+    must not leave the contact looking full for the bundles after it."""
+    from tests.node.harness import Harness
+
+    # the contact opens in 100 s and carries 10,000 bytes; 8 KiB bundles: one fits at a time
+    plan = plan_of((1, 2, T0 + 100_000, T0 + 110_000), rate=1000)
+    h = Harness(node_id="ipn:1.0", ipn=1)
+    router = PlanRouter(plan, 1)
+    h.agent.router = router
+    h.send("ipn:2.1", bytes(8000), lifetime_ms=50_000)  # expires before the contact opens
+    assert router.booked_bytes > 8000
+    h.send("ipn:2.1", bytes(8000), lifetime_ms=500_000)
+    assert h.agent.snapshot()["places"]["waiting"] == 1  # no room left for the second one
+    h.clock.advance(60_000)
+    h.run(h.agent.tick(h.now))  # the first expires: its booking is given back...
+    h.run(h.agent.routes_changed(h.now))  # ...and the waiting one is routed into it
+    assert h.agent.snapshot()["places"]["waiting"] == 0
+    assert h.agent.snapshot()["places"]["queue"] == 1
+
+
 # ------------------------------------------------------------------------------- service
 class RecordingLink:
     """A link that only records that it was opened/closed (the factory is the test's)."""
