@@ -56,9 +56,10 @@ from waystation.store.api import (
     ReasonCode,
     StoreError,
     iter_all,
+    resolve_key,
 )
 
-__all__ = ["AppServer", "KIND_KEEPALIVE", "meta_to_map", "resolve_key"]
+__all__ = ["AppServer", "KIND_KEEPALIVE", "meta_to_map"]
 
 log = logging.getLogger("waystation.app")
 
@@ -806,26 +807,3 @@ def meta_to_map(meta: BundleMeta) -> dict[str, Any]:
         out[name] = value
     return out
 
-
-def resolve_key(store: Any, text: str) -> bytes:
-    """A full store key from hex text or a unique hex prefix (keys sort like their hex);
-    raises ``StoreError`` with a precise message otherwise."""
-    text = text.strip().lower()
-    if not text or any(c not in "0123456789abcdef" for c in text):
-        raise StoreError(f"not a hex key: {text[:80]!r}")
-    if len(text) % 2 == 0 and store.contains(bytes.fromhex(text)):
-        return bytes.fromhex(text)
-    hits: list[bytes] = []
-    for entry in iter_all(store):
-        h = entry.key.hex()
-        if h.startswith(text):
-            hits.append(entry.key)
-            if len(hits) > 1:
-                break
-        elif h > text:
-            break
-    if not hits:
-        raise StoreError(f"no bundle with key {text}")
-    if len(hits) > 1:
-        raise StoreError(f"key prefix {text} is ambiguous")
-    return hits[0]

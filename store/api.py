@@ -587,12 +587,40 @@ class BundleStore(Protocol):
     def close(self) -> None: ...
 
 
-def iter_all(store: BundleStore, page: int = 1000) -> Iterator[StoredEntry]:
-    """Every entry of ``store`` in key order, fetched in pages (no long-lived snapshot)."""
-    after: bytes | None = None
+def iter_all(
+    store: BundleStore, page: int = 1000, *, after: bytes | None = None
+) -> Iterator[StoredEntry]:
+    """Every entry of ``store`` (after key ``after``, if given) in key order, fetched in pages
+    (no long-lived snapshot)."""
     while True:
         batch = store.entries(limit=page, after=after)
         yield from batch
         if len(batch) < page:
             return
         after = batch[-1].key
+
+
+def resolve_key(store: BundleStore, text: str) -> bytes:
+    """A full store key from hex text or a unique hex prefix; raises ``StoreError`` with a
+    precise message otherwise (the CLI and the node's store admin operations share it).
+
+    Keys sort like their hex, so the scan starts at the prefix's whole bytes and stops past
+    the prefix's range: it reads the matching keys, not the whole store."""
+    text = text.strip().lower()
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        raise StoreError(f"not a hex key: {text[:80]!r}")
+    whole = bytes.fromhex(text[: len(text) // 2 * 2])
+    if len(text) % 2 == 0 and store.contains(whole):
+        return whole
+    hits: list[bytes] = []
+    for entry in iter_all(store, page=64, after=whole or None):
+        h = entry.key.hex()
+        if h.startswith(text):
+            hits.append(entry.key)
+        elif h > text:
+            break
+    if not hits:
+        raise StoreError(f"no bundle with key {text}")
+    if len(hits) > 1:
+        raise StoreError(f"key prefix {text} is ambiguous ({len(hits)} bundles)")
+    return hits[0]

@@ -36,6 +36,7 @@ from waystation.store.api import (
     StoredEntry,
     StoreError,
     iter_all,
+    resolve_key,
 )
 
 __all__ = ["register"]
@@ -215,27 +216,6 @@ def _meta_from_map(doc: dict[str, Any]) -> BundleMeta:
     return BundleMeta(**fields)
 
 
-def _resolve(store: Any, text: str) -> bytes:
-    """A full key from hex or a unique hex prefix (keys sort like their hex)."""
-    text = text.strip().lower()
-    if not text or any(c not in "0123456789abcdef" for c in text):
-        raise StoreError(f"not a hex key: {text!r}")
-    if len(text) % 2 == 0 and store.contains(bytes.fromhex(text)):
-        return bytes.fromhex(text)
-    hits: list[bytes] = []
-    for entry in iter_all(store):
-        h = entry.key.hex()
-        if h.startswith(text):
-            hits.append(entry.key)
-        elif h > text:
-            break
-    if not hits:
-        raise StoreError(f"no bundle with key {text}")
-    if len(hits) > 1:
-        raise StoreError(f"key prefix {text} is ambiguous ({len(hits)} bundles)")
-    return hits[0]
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
@@ -340,7 +320,7 @@ def _show(args: argparse.Namespace) -> int:
         return _print_show(args, got["key"], _meta_from_map(got["meta"]), got["wire"])
 
     def local(store: Any) -> int:
-        key = _resolve(store, args.key)
+        key = resolve_key(store, args.key)
         return _print_show(args, key, store.get_meta(key), store.get(key))
 
     rc = _via_node(args, remote)
@@ -404,7 +384,7 @@ def _export(args: argparse.Namespace) -> int:
     return (
         rc
         if rc is not None
-        else _run(args, lambda store: write(store.get(_resolve(store, args.key))))
+        else _run(args, lambda store: write(store.get(resolve_key(store, args.key))))
     )
 
 
@@ -430,7 +410,7 @@ def _delete(args: argparse.Namespace) -> int:
 
     def body(store: Any) -> int:
         for text in args.keys:
-            record = store.delete(_resolve(store, text), args.reason)
+            record = store.delete(resolve_key(store, text), args.reason)
             print(f"deleted {record.key.hex()} (reason {record.reason}, log #{record.seq})")
         return 0
 
