@@ -28,6 +28,8 @@ from waystation.security import NodeSecurity
 from waystation.service import NodeService
 from waystation.store.api import iter_all
 
+from tests.node.running import running_node
+
 pytestmark = pytest.mark.timeout(60)
 
 BIB = int(BlockType.BLOCK_INTEGRITY)
@@ -128,9 +130,7 @@ def test_originated_bundles_leave_signed_and_self_addressed_ones_stay_plain(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        node = NodeService(config(tmp_path, "a"))
-        await node.start()
-        try:
+        async with running_node(config(tmp_path, "a")) as node:
             async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
                 await c.send("dtn://far/inbox", b"to the world")
                 await c.send("dtn://a/inbox", b"to myself")
@@ -146,8 +146,6 @@ def test_originated_bundles_leave_signed_and_self_addressed_ones_stay_plain(
             )
             far_node = NodeSecurity(tmp_path / "far", ["dtn://far/"], {"require_signature": True})
             assert far_node.check_sync(wires["dtn://far/inbox"]).accepted
-        finally:
-            await node.stop()
 
     run(main)
 
@@ -157,9 +155,7 @@ def test_signed_bundle_from_a_trusted_node_is_verified_and_delivered_without_its
 ) -> None:
     async def main() -> None:
         a = signer(tmp_path, "a")
-        node = NodeService(config(tmp_path, "b"), app_socket=False)
-        await node.start()
-        try:
+        async with running_node(config(tmp_path, "b"), app_socket=False) as node:
             trust(node, "a", a)
             wire = a.protect_sync(make_wire("dtn://a/", "dtn://b/in"))
             assert BIB in block_types(wire)
@@ -168,8 +164,6 @@ def test_signed_bundle_from_a_trusted_node_is_verified_and_delivered_without_its
             (kept,) = stored(node)
             assert BIB not in block_types(kept)  # the acceptor removed what it verified
             assert bytes(codec.decode_bundle(kept).payload) == b"hello"
-        finally:
-            await node.stop()
 
     run(main)
 
@@ -290,17 +284,13 @@ def test_require_signature_false_checks_nothing(tmp_path: Path) -> None:
 def test_forwarder_without_verifier_rules_keeps_the_received_bytes(tmp_path: Path) -> None:
     async def main() -> None:
         a = signer(tmp_path, "a")
-        node = NodeService(config(tmp_path, "b"), app_socket=False)
-        await node.start()
-        try:
+        async with running_node(config(tmp_path, "b"), app_socket=False) as node:
             trust(node, "a", a)  # even a trusted source is not checked at a forwarder
             wire = a.protect_sync(make_wire("dtn://a/", "dtn://c/in"))
             assert await receive(node, wire)
             await asyncio.sleep(0.05)
             assert stored(node) == [wire]
             assert node.security.counters["checked"] == 0
-        finally:
-            await node.stop()
 
     run(main)
 

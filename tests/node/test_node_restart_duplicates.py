@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from waystation.client import AsyncClient
+from waystation.config import NodeConfig
 from waystation.service import NodeService
 from waystation.store.api import iter_all
 
+from tests.node.running import running_node
 from tests.node.test_node_bpsec_policy import StubLink, config, make_wire, run
 
 pytestmark = pytest.mark.timeout(60)
@@ -40,34 +42,31 @@ async def _deliver_once(node: NodeService, wire: bytes) -> None:
     assert not list(iter_all(node.store.store))
 
 
+async def _delivered_in_one_run(cfg: NodeConfig, wire: bytes) -> None:
+    """One run of the node (the time before the restart): the bundle arrives, is delivered
+    and acknowledged, and leaves the store."""
+    async with running_node(cfg) as node:
+        await _deliver_once(node, wire)
+
+
 def test_a_bundle_delivered_before_a_restart_is_a_duplicate_after_it(tmp_path: Path) -> None:
     wire = make_wire("dtn://a/", INBOX, b"once only", report=False)
     cfg = config(tmp_path, "b", {"require_signature": False})
 
-    async def before() -> None:
-        node = NodeService(cfg)
-        await node.start()
-        try:
-            await _deliver_once(node, wire)
-        finally:
-            await node.stop()
-
     async def after() -> None:
-        node = NodeService(cfg)
-        await node.start()
-        try:
-            async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
-                await c.register(INBOX)
-                # the resend is acknowledged (the sender may let go) but not taken again
-                assert await node.bundle_received(StubLink(), wire)  # type: ignore[arg-type]
-                assert node.agent.counters["duplicates"] == 1
-                assert node.store is not None and not list(iter_all(node.store.store))
-                got = [d async for d in c.receive(INBOX, timeout=0.5)]
-                assert got == []
-        finally:
-            await node.stop()
+        async with (
+            running_node(cfg) as node,
+            AsyncClient(runtime_dir=node.config.runtime_dir) as c,
+        ):
+            await c.register(INBOX)
+            # the resend is acknowledged (the sender may let go) but not taken again
+            assert await node.bundle_received(StubLink(), wire)  # type: ignore[arg-type]
+            assert node.agent.counters["duplicates"] == 1
+            assert node.store is not None and not list(iter_all(node.store.store))
+            got = [d async for d in c.receive(INBOX, timeout=0.5)]
+            assert got == []
 
-    run(before)
+    run(lambda: _delivered_in_one_run(cfg, wire))
     run(after)
 
 
@@ -77,22 +76,10 @@ def test_a_new_bundle_after_a_restart_is_still_delivered(tmp_path: Path) -> None
     first = make_wire("dtn://a/", INBOX, b"once only", report=False, seq=1)
     second = make_wire("dtn://a/", INBOX, b"once only", report=False, seq=2)
 
-    async def before() -> None:
-        node = NodeService(cfg)
-        await node.start()
-        try:
-            await _deliver_once(node, first)
-        finally:
-            await node.stop()
-
     async def after() -> None:
-        node = NodeService(cfg)
-        await node.start()
-        try:
+        async with running_node(cfg) as node:
             await _deliver_once(node, second)
             assert node.agent.counters["duplicates"] == 0
-        finally:
-            await node.stop()
 
-    run(before)
+    run(lambda: _delivered_in_one_run(cfg, first))
     run(after)

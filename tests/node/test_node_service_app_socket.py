@@ -21,6 +21,8 @@ from waystation.config import NodeConfig
 from waystation.links import LoopbackLink
 from waystation.service import NodeService
 
+from tests.node.running import running_node
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -62,24 +64,22 @@ class Raw:
 
 def test_send_and_receive_through_the_socket_with_the_async_client(tmp_path: Path) -> None:
     async def main() -> None:
-        node = NodeService(make_config(tmp_path, "alpha"))
-        await node.start()
-        try:
-            async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
-                hello = await c.hello()
-                assert hello["node_id"] == "dtn://alpha/" and hello["protocol"] == 1
-                res = await c.send("dtn://alpha/inbox", b"hello", lifetime=60)
-                assert res.bundle_id.startswith("dtn://alpha/ ")
-                got = []
-                async for d in c.receive("dtn://alpha/inbox", count=1, timeout=5):
-                    got.append(d.payload)
-                assert got == [b"hello"]
-                await asyncio.sleep(0.1)  # let the ack land
-                status = await c.status()
-                assert status["store"]["count"] == 0
-                assert status["counters"]["delivered"] == 1
-        finally:
-            await node.stop()
+        async with (
+            running_node(make_config(tmp_path, "alpha")) as node,
+            AsyncClient(runtime_dir=node.config.runtime_dir) as c,
+        ):
+            hello = await c.hello()
+            assert hello["node_id"] == "dtn://alpha/" and hello["protocol"] == 1
+            res = await c.send("dtn://alpha/inbox", b"hello", lifetime=60)
+            assert res.bundle_id.startswith("dtn://alpha/ ")
+            got = []
+            async for d in c.receive("dtn://alpha/inbox", count=1, timeout=5):
+                got.append(d.payload)
+            assert got == [b"hello"]
+            await asyncio.sleep(0.1)  # let the ack land
+            status = await c.status()
+            assert status["store"]["count"] == 0
+            assert status["counters"]["delivered"] == 1
 
     run(main)
 
@@ -252,28 +252,20 @@ def test_registration_survives_restart_and_bundles_wait_in_order(tmp_path: Path)
             for i in range(3):
                 await c.send("dtn://r/app", b"m%d" % i)
         await node.stop()
-        node = NodeService(make_config(tmp_path, "r"))
-        await node.start()
-        try:
+        async with running_node(make_config(tmp_path, "r")) as node:
             assert node.agent.is_registered("dtn://r/app")
             async with AsyncClient(runtime_dir=cfg.runtime_dir) as c:
                 got = [d.payload async for d in c.receive("dtn://r/app", count=3, timeout=5)]
                 assert got == [b"m0", b"m1", b"m2"]
-        finally:
-            await node.stop()
 
     run(main)
 
 
 def test_socket_directory_is_private(tmp_path: Path) -> None:
     async def main() -> None:
-        node = NodeService(make_config(tmp_path, "p"))
-        await node.start()
-        try:
+        async with running_node(make_config(tmp_path, "p")) as node:
             assert node.config.runtime_dir.stat().st_mode & 0o777 == 0o700
             assert node.config.data_dir.stat().st_mode & 0o777 == 0o700
-        finally:
-            await node.stop()
         assert not node.config.socket_path.exists()
 
     run(main)

@@ -15,6 +15,7 @@ from waystation.client import AsyncClient, NodeError
 from waystation.links import LoopbackLink
 from waystation.service import NodeService
 
+from tests.node.running import running_node
 from tests.node.test_node_service_app_socket import make_config, run
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,71 +23,67 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_list_get_stats_through_a_running_node(tmp_path: Path) -> None:
     async def main() -> None:
-        node = NodeService(make_config(tmp_path, "alpha"))
-        await node.start()
-        try:
-            async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
-                sent = [await c.send("dtn://alpha/inbox", b"one", lifetime=60)]
-                sent.append(await c.send("dtn://alpha/other", b"two", lifetime=60))
-                listing = await c.store_list()
-                assert {e["key"] for e in listing["entries"]} == {r.key for r in sent}
-                assert listing["more"] is False
-                only = await c.store_list(destination="dtn://alpha/other")
-                assert [e["key"] for e in only["entries"]] == [sent[1].key]
-                assert only["entries"][0]["meta"]["destination"] == "dtn://alpha/other"
-                limited = await c.store_list(limit=1)
-                assert len(limited["entries"]) == 1 and limited["more"] is True
-                state = limited["entries"][0]["meta"]["state"]
-                assert len((await c.store_list(state=state))["entries"]) >= 1
+        async with (
+            running_node(make_config(tmp_path, "alpha")) as node,
+            AsyncClient(runtime_dir=node.config.runtime_dir) as c,
+        ):
+            sent = [await c.send("dtn://alpha/inbox", b"one", lifetime=60)]
+            sent.append(await c.send("dtn://alpha/other", b"two", lifetime=60))
+            listing = await c.store_list()
+            assert {e["key"] for e in listing["entries"]} == {r.key for r in sent}
+            assert listing["more"] is False
+            only = await c.store_list(destination="dtn://alpha/other")
+            assert [e["key"] for e in only["entries"]] == [sent[1].key]
+            assert only["entries"][0]["meta"]["destination"] == "dtn://alpha/other"
+            limited = await c.store_list(limit=1)
+            assert len(limited["entries"]) == 1 and limited["more"] is True
+            state = limited["entries"][0]["meta"]["state"]
+            assert len((await c.store_list(state=state))["entries"]) >= 1
 
-                got = await c.store_get(sent[0].key)
-                bundle = codec.decode_bundle(got["wire"])
-                assert bundle.payload == b"one"
-                assert got["meta"]["size"] == len(got["wire"])
-                assert got["node"]["place"] == "local"
-                # hex text and a unique hex prefix name the same bundle
-                by_hex = await c.store_get(sent[0].key.hex())
-                assert by_hex["wire"] == got["wire"]
+            got = await c.store_get(sent[0].key)
+            bundle = codec.decode_bundle(got["wire"])
+            assert bundle.payload == b"one"
+            assert got["meta"]["size"] == len(got["wire"])
+            assert got["node"]["place"] == "local"
+            # hex text and a unique hex prefix name the same bundle
+            by_hex = await c.store_get(sent[0].key.hex())
+            assert by_hex["wire"] == got["wire"]
 
-                stats = await c.store_stats()
-                assert stats["count"] == 2 and stats["bytes"] > 0
-                assert sum(stats["by_state"].values()) == 2
-                assert stats["held"]["count"] == 2
-        finally:
-            await node.stop()
+            stats = await c.store_stats()
+            assert stats["count"] == 2 and stats["bytes"] > 0
+            assert sum(stats["by_state"].values()) == 2
+            assert stats["held"]["count"] == 2
 
     run(main)
 
 
 def test_bad_store_requests_get_precise_errors(tmp_path: Path) -> None:
     async def main() -> None:
-        node = NodeService(make_config(tmp_path, "alpha"))
-        await node.start()
-        try:
-            async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
-                await c.send("dtn://alpha/inbox", b"x", lifetime=60)
-                cases = [
-                    ("store_delete", {"key": b"\x00" * 12}, "not-found", "no bundle with key"),
-                    ("store_delete", {"key": "ffff"}, "not-found", "no bundle with key ffff"),
-                    ("store_get", {"key": "xyz"}, "bad-argument", "not a hex key"),
-                    ("store_get", {}, "bad-argument", "missing argument 'key'"),
-                    ("store_get", {"key": 5}, "bad-argument", "'key' must be"),
-                    ("store_list", {"state": "nope"}, "bad-argument", "state must be one of"),
-                    ("store_list", {"limit": -1}, "bad-argument", "limit must be in"),
-                    ("store_delete", {"key": "00", "reason": 999}, "not-found", "no bundle"),
-                ]
-                for op, args, code, text in cases:
-                    with pytest.raises(NodeError) as err:
-                        await c.call(op, **args)
-                    assert err.value.code == code, (op, args, err.value)
-                    assert text in err.value.message, (op, args, err.value.message)
-                key = (await c.store_list())["entries"][0]["key"]
+        async with (
+            running_node(make_config(tmp_path, "alpha")) as node,
+            AsyncClient(runtime_dir=node.config.runtime_dir) as c,
+        ):
+            await c.send("dtn://alpha/inbox", b"x", lifetime=60)
+            cases = [
+                ("store_delete", {"key": b"\x00" * 12}, "not-found", "no bundle with key"),
+                ("store_delete", {"key": "ffff"}, "not-found", "no bundle with key ffff"),
+                ("store_get", {"key": "xyz"}, "bad-argument", "not a hex key"),
+                ("store_get", {}, "bad-argument", "missing argument 'key'"),
+                ("store_get", {"key": 5}, "bad-argument", "'key' must be"),
+                ("store_list", {"state": "nope"}, "bad-argument", "state must be one of"),
+                ("store_list", {"limit": -1}, "bad-argument", "limit must be in"),
+                ("store_delete", {"key": "00", "reason": 999}, "not-found", "no bundle"),
+            ]
+            for op, args, code, text in cases:
                 with pytest.raises(NodeError) as err:
-                    await c.store_delete(key, reason=256)
-                assert err.value.code == "bad-argument"
-                assert (await c.store_stats())["count"] == 1  # nothing was harmed
-        finally:
-            await node.stop()
+                    await c.call(op, **args)
+                assert err.value.code == code, (op, args, err.value)
+                assert text in err.value.message, (op, args, err.value.message)
+            key = (await c.store_list())["entries"][0]["key"]
+            with pytest.raises(NodeError) as err:
+                await c.store_delete(key, reason=256)
+            assert err.value.code == "bad-argument"
+            assert (await c.store_stats())["count"] == 1  # nothing was harmed
 
     run(main)
 
@@ -136,23 +133,21 @@ def test_deleting_a_queued_bundle_means_it_is_never_forwarded(tmp_path: Path) ->
 
 def test_deleting_a_pending_local_bundle_means_it_is_never_delivered(tmp_path: Path) -> None:
     async def main() -> None:
-        node = NodeService(make_config(tmp_path, "alpha"))
-        await node.start()
-        try:
-            async with AsyncClient(runtime_dir=node.config.runtime_dir) as c:
-                await c.register("dtn://alpha/inbox")
-                doomed = await c.send("dtn://alpha/inbox", b"doomed", lifetime=60)
-                await c.send("dtn://alpha/inbox", b"kept", lifetime=60)
-                await c.store_delete(doomed.key.hex()[:-2], reason=0)  # a unique prefix
-                got = []
-                async for d in c.receive("dtn://alpha/inbox", count=2, timeout=1.5):
-                    got.append(d.payload)
-                assert got == [b"kept"]
-                await asyncio.sleep(0.1)
-                assert (await c.store_stats())["count"] == 0
-                assert node.agent.pending_count("dtn://alpha/inbox") == 0
-        finally:
-            await node.stop()
+        async with (
+            running_node(make_config(tmp_path, "alpha")) as node,
+            AsyncClient(runtime_dir=node.config.runtime_dir) as c,
+        ):
+            await c.register("dtn://alpha/inbox")
+            doomed = await c.send("dtn://alpha/inbox", b"doomed", lifetime=60)
+            await c.send("dtn://alpha/inbox", b"kept", lifetime=60)
+            await c.store_delete(doomed.key.hex()[:-2], reason=0)  # a unique prefix
+            got = []
+            async for d in c.receive("dtn://alpha/inbox", count=2, timeout=1.5):
+                got.append(d.payload)
+            assert got == [b"kept"]
+            await asyncio.sleep(0.1)
+            assert (await c.store_stats())["count"] == 0
+            assert node.agent.pending_count("dtn://alpha/inbox") == 0
 
     run(main)
 
