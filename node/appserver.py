@@ -57,6 +57,7 @@ from waystation.store.api import (
     StoreError,
     iter_all,
     resolve_key,
+    store_summary,
 )
 
 __all__ = ["AppServer", "KIND_KEEPALIVE", "meta_to_map"]
@@ -767,25 +768,7 @@ class AppServer:
         snap = self.service.agent.snapshot()  # on the loop: the agent is not thread-safe
 
         def walk() -> dict[str, Any]:
-            s = store.stats()
-            states: dict[str, int] = {}
-            for e in iter_all(store):
-                states[e.meta.state.value] = states.get(e.meta.state.value, 0) + 1
-            queues = store.queues()
-            return {
-                "path": s.path,
-                "backend": s.backend,
-                "count": s.count,
-                "bytes": s.bytes,
-                "max_count": s.max_count,
-                "max_bytes": s.max_bytes,
-                "deletions_logged": s.deletions_logged,
-                "map_size": s.map_size,
-                "map_used": s.map_used,
-                "by_state": states,
-                "queues": queues,
-                "held": {"count": snap["held"], **snap["places"]},
-            }
+            return {**store_summary(store), "held": {"count": snap["held"], **snap["places"]}}
 
         self._reply_off_loop(peer, rid, walk)
         return None

@@ -600,6 +600,28 @@ def iter_all(
         after = batch[-1].key
 
 
+def store_summary(store: BundleStore) -> dict[str, Any]:
+    """What ``waystation store stats`` shows, offline or through the node: the store's stats,
+    a count of bundles per custody state (a walk over the store) and the neighbour queues."""
+    s = store.stats()
+    states: dict[str, int] = {}
+    for e in iter_all(store):
+        states[e.meta.state.value] = states.get(e.meta.state.value, 0) + 1
+    return {
+        "path": s.path,
+        "backend": s.backend,
+        "count": s.count,
+        "bytes": s.bytes,
+        "max_count": s.max_count,
+        "max_bytes": s.max_bytes,
+        "deletions_logged": s.deletions_logged,
+        "map_size": s.map_size,
+        "map_used": s.map_used,
+        "by_state": states,
+        "queues": store.queues(),
+    }
+
+
 def resolve_key(store: BundleStore, text: str) -> bytes:
     """A full store key from hex text or a unique hex prefix; raises ``StoreError`` with a
     precise message otherwise (the CLI and the node's store admin operations share it).

@@ -37,6 +37,7 @@ from waystation.store.api import (
     StoreError,
     iter_all,
     resolve_key,
+    store_summary,
 )
 
 __all__ = ["register"]
@@ -451,24 +452,7 @@ def _stats(args: argparse.Namespace) -> int:
         return 0
 
     def local(store: Any) -> int:
-        s = store.stats()
-        states: dict[str, int] = {}
-        for e in iter_all(store):
-            states[e.meta.state.value] = states.get(e.meta.state.value, 0) + 1
-        return show(
-            {
-                "path": s.path,
-                "count": s.count,
-                "bytes": s.bytes,
-                "max_count": s.max_count,
-                "max_bytes": s.max_bytes,
-                "deletions_logged": s.deletions_logged,
-                "map_size": s.map_size,
-                "map_used": s.map_used,
-                "by_state": states,
-                "queues": store.queues(),
-            }
-        )
+        return show(store_summary(store))
 
     rc = _via_node(args, lambda client: show(client.store_stats()))
     return rc if rc is not None else _run(args, local)
