@@ -31,6 +31,7 @@ __all__ = [
     "datetime_to_dtn_ms",
     "dtn_ms_to_datetime",
     "dtn_ms_to_unix_s",
+    "parse_dtn_time",
     "unix_s_to_dtn_ms",
 ]
 
@@ -57,6 +58,24 @@ def datetime_to_dtn_ms(dt: datetime) -> int:
         raise ValueError("naive datetime: give a timezone (UTC) to convert to DTN time")
     delta = dt - DTN_EPOCH
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def parse_dtn_time(text: str, label: str = "time") -> int:
+    """DTN ms from ``now``, a bare integer (DTN ms) or an ISO 8601 time (UTC if no zone), as
+    operators type them; ``ValueError`` starting with ``label`` and the text otherwise."""
+    if text == "now":
+        return SystemClock().now_ms()
+    if text.isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{label} {text!r}: use ISO 8601 (2024-05-09T20:40:00Z), 'now' or DTN ms"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return datetime_to_dtn_ms(dt)
 
 
 @runtime_checkable

@@ -16,10 +16,9 @@ clock, so a step of the system clock (NTP) steps every simulated clock on the ho
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from waystation.bundle.dtntime import Clock, SystemClock, datetime_to_dtn_ms
+from waystation.bundle.dtntime import Clock, SystemClock, parse_dtn_time
 
 __all__ = ["AnchoredScaledClock", "clock_from_config", "parse_clock_start"]
 
@@ -75,20 +74,7 @@ def parse_clock_start(value: Any) -> int:
         if value < 0:
             raise ValueError("clock start must not be before the DTN epoch")
         return value
-    text = str(value).strip()
-    if text == "now":
-        return SystemClock().now_ms()
-    if text.isdigit():
-        return int(text)
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"clock start {text!r}: use ISO 8601 (2024-05-09T20:40:00Z), 'now' or DTN ms"
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    ms = datetime_to_dtn_ms(dt)
+    ms = parse_dtn_time(str(value).strip(), "clock start")
     if ms < 0:
         raise ValueError("clock start must not be before the DTN epoch (2000-01-01)")
     return ms

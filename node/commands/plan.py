@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 
-from waystation.bundle.dtntime import SystemClock, datetime_to_dtn_ms, dtn_ms_to_datetime
+from waystation.bundle.dtntime import dtn_ms_to_datetime, parse_dtn_time
 from waystation.contact_plan.errors import ContactPlanError
 
 __all__ = ["parse_time", "register"]
@@ -20,19 +19,10 @@ _FORMATS = ("ion", "hdtn", "native")
 
 def parse_time(text: str) -> int:
     """DTN ms from ``now``, a bare integer (DTN ms) or an ISO 8601 time (UTC if no zone)."""
-    if text == "now":
-        return SystemClock().now_ms()
-    if text.isdigit():
-        return int(text)
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad time {text!r}: use ISO 8601 (2024-05-09T20:40:00Z), 'now' or DTN ms"
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return datetime_to_dtn_ms(dt)
+        return parse_dtn_time(text, "bad time")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _iso(ms: int) -> str:
