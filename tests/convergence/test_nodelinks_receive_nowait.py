@@ -8,6 +8,7 @@ the future) -> refused, so the sender keeps the bundle. Real sessions on 127.0.0
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from waystation.convergence.nodelinks import register_all
@@ -51,16 +52,23 @@ class FutureNode:
         return fut
 
 
+async def tcpcl_pair() -> tuple[FutureNode, LinkManager, LinkManager, Any]:
+    """Nodes A and B with link managers, B listening on loopback, A's TCPCL link to B up:
+    (B, A's manager, B's manager, the link)."""
+    a, b = FutureNode("dtn://a/"), FutureNode("dtn://b/")
+    ma, mb = LinkManager(a), LinkManager(b)
+    register_all(ma)
+    register_all(mb)
+    listener = await mb.open("in", "tcpcl", {"listen": "127.0.0.1:0"})
+    link = await ma.open("to-b", "tcpcl", {"address": listener.address, "peer": "dtn://b/"})
+    await asyncio.wait_for(a.up_event.wait(), 10)
+    await asyncio.wait_for(b.up_event.wait(), 10)
+    return b, ma, mb, link
+
+
 def test_receive_nowait_verdicts_map_to_ack_and_refusals() -> None:
     async def main() -> None:
-        a, b = FutureNode("dtn://a/"), FutureNode("dtn://b/")
-        ma, mb = LinkManager(a), LinkManager(b)
-        register_all(ma)
-        register_all(mb)
-        listener = await mb.open("in", "tcpcl", {"listen": "127.0.0.1:0"})
-        link = await ma.open("to-b", "tcpcl", {"address": listener.address, "peer": "dtn://b/"})
-        await asyncio.wait_for(a.up_event.wait(), 10)
-        await asyncio.wait_for(b.up_event.wait(), 10)
+        b, ma, mb, link = await tcpcl_pair()
         # many at once: every send completes only after its own (delayed) acceptance
         await asyncio.gather(*(link.send(b"\x9f%d" % i) for i in range(50)))
         assert sorted(b.got) == sorted(b"\x9f%d" % i for i in range(50))

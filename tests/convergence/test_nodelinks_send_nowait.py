@@ -10,24 +10,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from waystation.convergence.nodelinks import register_all
-from waystation.links import LinkDown, LinkManager
+from waystation.links import LinkDown
 
-from tests.convergence.test_nodelinks_receive_nowait import FutureNode
+from tests.convergence.test_nodelinks_receive_nowait import tcpcl_pair
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def test_send_nowait_resolves_on_the_final_ack_and_fails_on_refusal() -> None:
     async def main() -> None:
-        a, b = FutureNode("dtn://a/"), FutureNode("dtn://b/")
-        ma, mb = LinkManager(a), LinkManager(b)
-        register_all(ma)
-        register_all(mb)
-        listener = await mb.open("in", "tcpcl", {"listen": "127.0.0.1:0"})
-        link = await ma.open("to-b", "tcpcl", {"address": listener.address, "peer": "dtn://b/"})
-        await asyncio.wait_for(a.up_event.wait(), 10)
-        await asyncio.wait_for(b.up_event.wait(), 10)
+        b, ma, mb, link = await tcpcl_pair()
         assert link.ready_now  # type: ignore[attr-defined]
         futs = [link.send_nowait(b"\x9f%d" % i) for i in range(50)]  # type: ignore[attr-defined]
         assert not any(f.done() for f in futs)  # B accepts ~10 ms later: no ack yet
