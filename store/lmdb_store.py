@@ -115,11 +115,6 @@ _CORRUPT_ERRORS: tuple[type[BaseException], ...] = (
 Verify = Literal["none", "quick", "full"]
 
 
-# The record builders live in waystation.store.records (Cython twin or pure reference).
-_h8 = h8
-_index_keys = index_keys
-
-
 def map_size_for(max_bytes: int | None, max_count: int | None) -> int:
     """An LMDB map size that a store within its quota cannot fill (see module docstring)."""
     if max_bytes is None:
@@ -556,8 +551,8 @@ class LmdbBundleStore:
         old = self._load_meta(txn, key)
         new = apply_changes(old, changes)
         packed = new.to_cbor()
-        old_ix = set(_index_keys(key, old))
-        new_ix = set(_index_keys(key, new))
+        old_ix = set(index_keys(key, old))
+        new_ix = set(index_keys(key, new))
         for name, ix, _ in old_ix - new_ix:
             txn.delete(ix, db=dbs[name])
         for name, ix, value in new_ix - old_ix:
@@ -582,7 +577,7 @@ class LmdbBundleStore:
             except ValueError:
                 raise InvalidMeta(f"unknown disposition {disposition!r}") from None
         meta = self._load_meta(txn, key)
-        for name, ix, _ in _index_keys(key, meta):
+        for name, ix, _ in index_keys(key, meta):
             txn.delete(ix, db=dbs[name])
         txn.delete(key, db=dbs["meta"])
         txn.delete(key, db=dbs["data"])
@@ -700,7 +695,7 @@ class LmdbBundleStore:
     def by_destination(self, destination: str, *, limit: int | None = None) -> list[StoredEntry]:
         check_text(destination, "destination")
         return self._scan(
-            "ix_dest", _h8(destination), 16, limit, lambda m: m.destination == destination
+            "ix_dest", h8(destination), 16, limit, lambda m: m.destination == destination
         )
 
     def expiring_before(self, t_ms: int, *, limit: int = 1000) -> list[StoredEntry]:
@@ -720,7 +715,7 @@ class LmdbBundleStore:
 
     def queue(self, neighbour: str, *, limit: int | None = None) -> list[StoredEntry]:
         check_text(neighbour, "neighbour")
-        return self._scan("ix_queue", _h8(neighbour), 17, limit, lambda m: m.queue == neighbour)
+        return self._scan("ix_queue", h8(neighbour), 17, limit, lambda m: m.queue == neighbour)
 
     def queues(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -736,13 +731,13 @@ class LmdbBundleStore:
     def pending_local(self, endpoint: str, *, limit: int | None = None) -> list[StoredEntry]:
         check_text(endpoint, "endpoint")
         return self._scan(
-            "ix_local", _h8(endpoint), 16, limit, lambda m: m.local_endpoint == endpoint
+            "ix_local", h8(endpoint), 16, limit, lambda m: m.local_endpoint == endpoint
         )
 
     def fragments(self, adu_key: bytes) -> list[StoredEntry]:
         if not isinstance(adu_key, bytes):
             raise TypeError(f"adu_key must be bytes, not {type(adu_key).__name__}")
-        return self._scan("ix_adu", _h8(adu_key), 24, None, lambda m: m.adu_key == adu_key)
+        return self._scan("ix_adu", h8(adu_key), 24, None, lambda m: m.adu_key == adu_key)
 
     def entries(self, *, limit: int | None = None, after: bytes | None = None) -> list[StoredEntry]:
         out: list[StoredEntry] = []
@@ -818,7 +813,7 @@ class LmdbBundleStore:
                     problems.append(f"{key.hex()}: checksum mismatch")
                 count += 1
                 total += meta.size
-                for name, ix, value in _index_keys(key, meta):
+                for name, ix, value in index_keys(key, meta):
                     want[name].add((ix, value))
             for key in txn.cursor(db=self._dbs["data"]).iternext(keys=True, values=False):
                 if txn.get(key, db=self._dbs["meta"]) is None:
