@@ -56,9 +56,27 @@ class BatchingStore(BundleStore, Protocol):
     def apply_batch(self, ops: Sequence[StoreOp]) -> list[Any]: ...
 
 
-# A pending op: (op, concurrent future or None, asyncio future or None, its loop or None)
+class _Group:
+    """Ops from one ``put_many``/``delete_many`` call: one queue entry, one commit, one future.
+
+    The writer never splits a group across transactions (it may exceed ``max_batch`` for it)
+    and resolves the group's future with the list of per-op outcomes.
+    """
+
+    __slots__ = ("ops", "wire_bytes")
+
+    def __init__(self, ops: list[StoreOp]) -> None:
+        self.ops = ops
+        self.wire_bytes = sum(
+            len(op.wire)
+            for op in ops
+            if isinstance(op, PutOp) and isinstance(op.wire, bytes | bytearray | memoryview)
+        )
+
+
+# A pending op: (op or group, concurrent future or None, asyncio future or None, its loop or None)
 _Pending = tuple[
-    StoreOp,
+    "StoreOp | _Group",
     "concurrent.futures.Future[Any] | None",
     "asyncio.Future[Any] | None",
     "asyncio.AbstractEventLoop | None",
@@ -101,6 +119,20 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._enqueue((op, None, fut, loop))
+        return fut
+
+    def submit_group_async(self, ops: Sequence[StoreOp]) -> asyncio.Future[list[Any]]:
+        """Queue ``ops`` to be applied in ONE commit; the future gets the list of outcomes.
+
+        Each outcome is the op's result or the exception it failed with; the future itself
+        fails only when the whole batch could not be applied (e.g. the commit failed).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Any]] = loop.create_future()
+        if not ops:
+            fut.set_result([])
+            return fut
+        self._enqueue((_Group(list(ops)), None, fut, loop))
         return fut
 
     def _enqueue(self, item: _Pending) -> None:
@@ -156,6 +188,14 @@ class GroupCommitWriter:
         n = 0
         while pending and n < limit:
             op = pending[0][0]
+            if op.__class__ is _Group:  # all or nothing: never split a caller's group
+                k = len(op.ops)  # type: ignore[union-attr]
+                size += op.wire_bytes  # type: ignore[union-attr]
+                if n and (n + k > limit or size > max_bytes):
+                    break
+                append(popleft())
+                n += k
+                continue
             if isinstance(op, PutOp) and isinstance(op.wire, bytes | bytearray | memoryview):
                 size += len(op.wire)
                 if n and size > max_bytes:
@@ -182,7 +222,15 @@ class GroupCommitWriter:
             if batch is None:
                 release_held()
                 return
-            ops = [item[0] for item in batch]
+            ops: list[StoreOp] = []
+            grouped = False
+            for item in batch:
+                if item[0].__class__ is _Group:
+                    ops.extend(item[0].ops)  # type: ignore[union-attr]
+                    grouped = True
+                else:
+                    ops.append(item[0])  # type: ignore[arg-type]
+            failed = False
             try:
                 if self._hook:
                     results = self.store.apply_batch(ops, before_commit=release_held)  # type: ignore[call-arg]
@@ -195,13 +243,16 @@ class GroupCommitWriter:
                     if isinstance(exc, StoreError)
                     else StoreError(f"store write failed: {exc!r}")
                 )
-                results = [err] * len(batch)
+                results = [err] * len(ops)
+                failed = True
             release_held()  # the backend failed before its commit, or has no hook
-            if not isinstance(results, list) or len(results) != len(batch):
-                err = StoreError("store returned the wrong number of results")
-                results = [err] * len(batch)
+            if not isinstance(results, list) or len(results) != len(ops):
+                results = [StoreError("store returned the wrong number of results")] * len(ops)
+                failed = True
             self.batches += 1
-            self.ops += len(batch)
+            self.ops += len(ops)
+            if grouped:
+                results = _regroup(batch, results, failed)
             if self._hook and all(item[1] is None for item in batch):
                 held.append((batch, results))
             else:
@@ -242,6 +293,36 @@ class GroupCommitWriter:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:  # the loop was closed while its puts were in flight
                 log.warning("event loop closed before %d store results were delivered", len(items))
+
+
+def _regroup(batch: list[_Pending], results: list[Any], failed: bool) -> list[Any]:
+    """One result per queue entry: a group's entry is its list of per-op outcomes.
+
+    A group fails as a whole (its future gets the exception) when the batch failed: the
+    backend raised, or every one of its ops got the very same error instance, which is how
+    ``apply_batch`` reports a failed commit (per-op errors are distinct instances). A failed
+    batch that holds a single-op group is indistinguishable from that op failing and is
+    reported as its list entry.
+    """
+    out: list[Any] = []
+    pos = 0
+    for item in batch:
+        group = item[0]
+        if group.__class__ is not _Group:
+            out.append(results[pos])
+            pos += 1
+            continue
+        k = len(group.ops)  # type: ignore[union-attr]
+        part = results[pos : pos + k]
+        pos += k
+        first = part[0]
+        if isinstance(first, BaseException) and (
+            failed or (k > 1 and all(r is first for r in part))
+        ):
+            out.append(first)
+        else:
+            out.append(part)
+    return out
 
 
 def _has_commit_hook(store: Any) -> bool:
@@ -294,6 +375,72 @@ class AsyncBundleStore:
             fut.set_exception(exc)
             return fut
         return self.writer.submit_async(op)
+
+    def put_many(
+        self, items: Sequence[tuple[BundleKeyLike | bytes, bytes, BundleMeta]]
+    ) -> asyncio.Future[list[BundleMeta | StoreError]]:
+        """Store many bundles durably in ONE commit; one future for all of them.
+
+        The result lists, in order, each put's stored :class:`BundleMeta` or the exception
+        that put failed with (``DuplicateBundle``, ``StoreFull``, ``TypeError`` for a malformed
+        item ...); one bad item never costs its neighbours their commit. The future resolves
+        only after the commit holding all of them is durable, and fails only if that whole
+        batch could not be applied.
+        """
+        return self._group([self._put_op(item) for item in items])
+
+    def delete_many(
+        self,
+        keys: Sequence[BundleKeyLike | bytes],
+        reason: int = ReasonCode.NO_ADDITIONAL_INFORMATION,
+        *,
+        disposition: Disposition = Disposition.DELETED,
+        now_ms: int | None = None,
+    ) -> asyncio.Future[list[DeletionRecord | StoreError]]:
+        """Delete many bundles in ONE commit; outcomes as for :meth:`put_many`
+        (a :class:`DeletionRecord` or e.g. ``BundleNotFound`` per key)."""
+        ops: list[StoreOp | BaseException] = []
+        for key in keys:
+            try:
+                ops.append(DeleteOp(bundle_key(key), reason, disposition, now_ms))
+            except Exception as exc:  # a malformed key fails alone
+                ops.append(exc)
+        return self._group(ops)
+
+    @staticmethod
+    def _put_op(item: Any) -> StoreOp | BaseException:
+        try:
+            bundle_id, wire, meta = item
+            return PutOp(bundle_key(bundle_id), check_wire(wire), meta)
+        except Exception as exc:
+            if isinstance(exc, ValueError) and not isinstance(exc, StoreError):
+                return TypeError(f"put_many items are (key, wire, meta) tuples: {exc}")
+            return exc
+
+    def _group(self, ops: list[StoreOp | BaseException]) -> asyncio.Future[list[Any]]:
+        """Submit the valid ops as one group; splice pre-validation failures back in."""
+        good = [op for op in ops if not isinstance(op, BaseException)]
+        if len(good) == len(ops):
+            return self.writer.submit_group_async(good)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[list[Any]] = loop.create_future()
+        inner = self.writer.submit_group_async(good)  # type: ignore[arg-type]
+
+        def splice(done: asyncio.Future[list[Any]]) -> None:
+            if out.done():
+                return
+            if done.cancelled():
+                out.cancel()
+                return
+            exc = done.exception()
+            if exc is not None:
+                out.set_exception(exc)
+                return
+            results = iter(done.result())
+            out.set_result([op if isinstance(op, BaseException) else next(results) for op in ops])
+
+        inner.add_done_callback(splice)
+        return out
 
     async def update_meta(self, bundle_id: BundleKeyLike | bytes, **changes: Any) -> BundleMeta:
         result: BundleMeta = await self.writer.submit_async(
