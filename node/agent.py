@@ -566,6 +566,13 @@ class Agent:
                 out += self._report(now_ms, p.info, "deletion", ReasonCode.DEPLETED_STORAGE)
         return out
 
+    def wire_replaced(self, key: bytes) -> None:
+        """The service will store other bytes than the ones ``receive`` inspected (BPSec
+        processing rewrote them): forget what was learnt about the old encoding's layout."""
+        p = self._pending.get(key)
+        if p is not None:
+            p.info.payload_span = None
+
     def security_rejected(self, now_ms: int, key: bytes, reason_code: int, reason: str) -> list[Output]:
         """The security policy refused ``key`` before it was stored (RFC 9172 §5, §11.2).
 

@@ -45,6 +45,7 @@ __all__ = [
     "prepare_forward",
     "status_report",
     "payload_of",
+    "payload_span",
     "cached_eid",
     "REPORT_FLAGS",
 ]
@@ -81,6 +82,10 @@ class BundleInfo:
     fragment_length: int | None = None
     total_adu_length: int | None = None
     hop_exceeded: bool = False
+    # Where the payload's bytes sit in the wire that was inspected (start, end), so local
+    # delivery can slice them instead of decoding the bundle again; None when unknown
+    # (originated here, restored after a restart, or an encoding we do not slice).
+    payload_span: tuple[int, int] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -176,7 +181,39 @@ def _info(bundle: Bundle, size: int, received_ms: int) -> BundleInfo:
 def inspect(wire: bytes, received_ms: int, max_size: int) -> BundleInfo:
     """Decode and validate a received bundle (§5.6 step 1); raise BundleError if invalid."""
     bundle = codec.decode_bundle(wire, max_size=max_size)
-    return _info(bundle, len(wire), received_ms)
+    info = _info(bundle, len(wire), received_ms)
+    info.payload_span = payload_span(wire, bundle)
+    return info
+
+
+# CRC type -> the canonical CBOR head of its CRC field: a byte string of 2 (CRC-16) or 4
+# (CRC-32C) bytes (§4.2.1, §4.3.1).
+_CRC_HEAD = {1: 0x42, 2: 0x44}
+
+
+def payload_span(wire: bytes, bundle: Bundle) -> tuple[int, int] | None:
+    """``(start, end)`` of the payload's bytes in ``wire``, the encoding ``bundle`` was
+    decoded from; None if the tail is not in the canonical form this relies on.
+
+    §4.1: a bundle is an indefinite-length array whose last block is the payload block, and
+    the decoder refuses trailing bytes, so ``wire`` ends with the payload block's data, its
+    CRC field (when it has one, §4.3.1) and the break byte. The CRC field's head is checked:
+    a non-canonical head (e.g. ``0x58 0x02`` for two bytes) makes the offset unknowable
+    without a decode, and then None sends the caller to the decoder."""
+    block = bundle.blocks[-1]
+    n = len(block.data)
+    end = len(wire) - 1
+    crc = int(block.crc_type)
+    if crc:
+        head = _CRC_HEAD.get(crc)
+        size = 3 if crc == 1 else 5
+        if head is None or end - size < 0 or wire[end - size] != head:
+            return None
+        end -= size
+    start = end - n
+    if start < 0 or wire[-1] != 0xFF:
+        return None
+    return start, end
 
 
 def originate(

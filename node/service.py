@@ -382,6 +382,10 @@ class NodeService:
                     )
                     return
                 wire = result.wire
+                if wire is not action.wire:
+                    # The policy changed the bytes (a BIB removed...): offsets found on the
+                    # received wire no longer hold.
+                    self.agent.wire_replaced(action.key)
             else:
                 wire = await self.security.protect(action.wire)
         except Exception as exc:  # LocalSecurityError (our config), or a bug: never delete
@@ -486,9 +490,16 @@ class NodeService:
     def _deliver(self, action: DeliverBundle) -> None:
         assert self.store is not None
         try:
-            wire = self.wires.get(action.key) or self.store.store.get(action.key)
-            payload, admin = payload_of(wire)
             info = self.agent.held[action.key].info
+            wire = self.wires.get(action.key) or self.store.store.get(action.key)
+            span = info.payload_span
+            if span is not None:
+                # Sliced at the offsets found when the bundle was received: no second decode
+                # (bundleops.payload_span; the wire stored is the one inspected).
+                payload = bytes(wire[span[0] : span[1]])
+                admin = info.is_admin
+            else:
+                payload, admin = payload_of(wire)
         except (StoreError, BundleError, KeyError) as exc:
             log.error("cannot read bundle for delivery", extra=kv(key=action.key, error=str(exc)))
             self.execute(self.agent.delivery_failed(action.endpoint, action.key))
