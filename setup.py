@@ -68,11 +68,15 @@ def extensions() -> list[Extension]:
     except ImportError:
         print("WARNING: Cython missing; building without extensions", file=sys.stderr)
         return []
+    # lmdbfast binds the system liblmdb (Debian: liblmdb-dev); without it that one module
+    # fails to build and the store uses py-lmdb (its pure twin), as OptionalBuildExt allows
+    libraries = {"lmdbfast": ["lmdb"]}
     modules = [
         Extension(
             f"waystation.ext.{pyx.stem}",
             [str(pyx.relative_to(ROOT)).replace(os.sep, "/")],
             extra_compile_args=["-O3"],
+            libraries=libraries.get(pyx.stem, []),
         )
         for pyx in sorted((ROOT / "ext").glob("*.pyx"))
     ]

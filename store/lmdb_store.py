@@ -52,7 +52,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import lmdb
 from waystation.store._common import (
     DEFAULT_DELETION_LOG,
     Quota,
@@ -83,6 +82,7 @@ from waystation.store.api import (
     StoreStats,
     bundle_key,
 )
+from waystation.store.lmdb_binding import driver as lmdb
 from waystation.store.ops import DeleteOp, PutOp, StoreOp, SweepOp, UpdateOp
 from waystation.store.records import (
     fill_in,
@@ -391,6 +391,14 @@ class LmdbBundleStore:
                         results.extend(self._put_run(txn, state, ops[i:j]))  # type: ignore[arg-type]
                         i = j
                         continue
+                if fast and isinstance(ops[i], DeleteOp):
+                    j = i + 1
+                    while j < n and isinstance(ops[j], DeleteOp):
+                        j += 1
+                    if j - i > 1:
+                        results.extend(self._delete_ops(txn, state, ops[i:j]))  # type: ignore[arg-type]
+                        i = j
+                        continue
                 try:
                     results.append(self._apply_op(txn, state, ops[i]))
                 except (StoreError, TypeError) as exc:
@@ -481,22 +489,24 @@ class LmdbBundleStore:
         return fill_in(meta, size, seq, checksum)
 
     def _put_run(self, txn: Any, state: _Counters, run: Sequence[PutOp]) -> list[Any]:
-        """Many consecutive puts with one ``putmulti`` per sub-database.
+        """Many consecutive puts with ONE bulk insert (``put_many``) for all sub-databases.
 
-        Same outcome as ``_put_in`` for each op, but py-lmdb is entered a handful of times per
-        batch instead of five times per bundle. That matters beyond the call overhead: each
-        py-lmdb call releases the GIL, and under load the event loop then holds it for up to a
-        switch interval, so per-put calls convoy behind the loop. Duplicates are detected by
-        ``putmulti(overwrite=False)`` counting fewer additions than items; then the batch is
-        redone op by op (``_SlowPath``), which reports exactly which ones.
+        Same outcome as ``_put_in`` for each op. The records of all accepted puts go to the
+        binding in one list -- every meta first (with NOOVERWRITE: the duplicate check), then
+        every data record, then the index entries one sub-database after another -- so the
+        compiled binding inserts the whole batch in one C loop with the GIL released once
+        (docs/store.md). A duplicate stops the insert at its meta; the batch is then redone
+        op by op (``_SlowPath``), which reports exactly which ones.
         """
         results: list[Any] = [None] * len(run)
         quota = self.quota
         max_count, max_bytes = quota.max_count, quota.max_bytes
         count, used, seq = state.count, state.bytes, state.seq
-        meta_items: list[tuple[bytes, bytes]] = []
-        data_items: list[tuple[bytes, bytes]] = []
-        ix_items: dict[str, list[tuple[bytes, bytes]]] = {}
+        noov = lmdb.NOOVERWRITE
+        db_meta, db_data, dbs = self._db_meta, self._db_data, self._dbs
+        meta_items: list[tuple[Any, bytes, bytes, int]] = []
+        data_items: list[tuple[Any, bytes, bytes, int]] = []
+        ix_items: dict[str, list[tuple[Any, bytes, bytes, int]]] = {}
         accepted: list[tuple[int, BundleMeta, int, int, int]] = []
         for i, op in enumerate(run):
             try:
@@ -507,10 +517,10 @@ class LmdbBundleStore:
                 if (max_count is not None and count >= max_count) or (
                     max_bytes is not None and used + size > max_bytes
                 ):
-                    if any(k == key for k, _ in meta_items):
+                    if any(item[1] == key for item in meta_items):
                         raise _SlowPath  # a duplicate within this run: let _put_in name it
                     check_meta(meta)
-                    if txn.get(key, db=self._db_meta) is not None:
+                    if txn.get(key, db=db_meta) is not None:
                         raise DuplicateBundle(key)
                     quota.check(count, used, size)
                 packed, checksum, ix_entries = pack_put(key, wire, meta, seq + 1)
@@ -520,24 +530,108 @@ class LmdbBundleStore:
             seq += 1
             count += 1
             used += size
-            meta_items.append((key, packed))
-            data_items.append((key, wire))
+            meta_items.append((db_meta, key, packed, noov))
+            data_items.append((db_data, key, wire, 0))
             for name, ix, value in ix_entries:
-                ix_items.setdefault(name, []).append((ix, value))
+                lst = ix_items.get(name)
+                if lst is None:
+                    lst = ix_items[name] = []
+                lst.append((dbs[name], ix, value, 0))
             accepted.append((i, meta, size, seq, checksum))
         if meta_items:
-            with txn.cursor(db=self._db_meta) as cur:
-                _, added = cur.putmulti(meta_items, dupdata=False, overwrite=False)
-            if added != len(meta_items):
-                raise _SlowPath
-            with txn.cursor(db=self._db_data) as cur:
-                cur.putmulti(data_items, dupdata=False)
-            for name, items in ix_items.items():
-                with txn.cursor(db=self._dbs[name]) as cur:
-                    cur.putmulti(items, dupdata=False)
+            items = meta_items
+            items += data_items
+            for lst in ix_items.values():
+                items += lst
+            if lmdb.put_many(txn, items) != len(items):
+                raise _SlowPath  # only metas carry NOOVERWRITE: a duplicate key
         state.count, state.bytes, state.seq = count, used, seq
         for i, meta, size, seq_i, checksum in accepted:
             results[i] = fill_in(meta, size, seq_i, checksum)
+        return results
+
+    def _delete_ops(self, txn: Any, state: _Counters, run: Sequence[DeleteOp]) -> list[Any]:
+        """Consecutive deletes as one run (see :meth:`_delete_run`); bad args fail alone."""
+        specs: list[tuple[bytes, int, Disposition, int | None] | BaseException] = []
+        for op in run:
+            try:
+                now_ms = None if op.now_ms is None else check_time(op.now_ms, "now_ms")
+                specs.append((bundle_key(op.key), op.reason, op.disposition, now_ms))
+            except (StoreError, TypeError) as exc:
+                specs.append(exc)
+        return self._delete_run(txn, state, specs)
+
+    def _delete_run(
+        self,
+        txn: Any,
+        state: _Counters,
+        specs: Sequence[tuple[bytes, int, Disposition, int | None] | BaseException],
+    ) -> list[Any]:
+        """Delete many bundles: read every meta first, then ONE bulk delete and ONE bulk put.
+
+        Each spec gets the result ``_delete_in`` would give it (a ``DeletionRecord``, or the
+        error: ``BundleNotFound`` -- also for a key deleted earlier in this run --, a bad
+        reason or disposition); a failed one changes nothing. All reads happen before any
+        write, so an error cannot leave a half-applied run behind.
+        """
+        dbs = self._dbs
+        db_meta, db_data, db_log = self._db_meta, self._db_data, dbs["dellog"]
+        results: list[Any] = []
+        deletes: list[tuple[Any, bytes]] = []
+        records: list[DeletionRecord] = []
+        packed_log: list[bytes] = []
+        gone: set[bytes] = set()
+        count, used, del_seq = state.count, state.bytes, state.del_seq
+        for spec in specs:
+            if isinstance(spec, BaseException):
+                results.append(spec)
+                continue
+            key, reason, disposition, now_ms = spec
+            try:
+                reason = check_reason(reason)
+                if disposition.__class__ is not Disposition:  # the enum call costs ~1 us
+                    try:
+                        disposition = Disposition(disposition)
+                    except ValueError:
+                        raise InvalidMeta(f"unknown disposition {disposition!r}") from None
+                if key in gone:
+                    raise BundleNotFound(key)
+                meta = self._load_meta(txn, key)
+            except (StoreError, TypeError) as exc:
+                results.append(exc)
+                continue
+            gone.add(key)
+            for name, ix, _ in index_keys(key, meta):
+                deletes.append((dbs[name], ix))
+            deletes.append((db_meta, key))
+            deletes.append((db_data, key))
+            count -= 1
+            used -= meta.size
+            del_seq += 1
+            time_ms = dtn_now_ms() if now_ms is None else now_ms
+            # the packed record is DeletionRecord.to_cbor() of this very record
+            packed_log.append(pack_deletion(del_seq, key, disposition, reason, time_ms, meta))
+            meta.deletion_reason = reason  # meta was just decoded: ours, no copy needed
+            record = DeletionRecord(del_seq, key, disposition, reason, time_ms, meta)
+            records.append(record)
+            results.append(record)
+        if not records:
+            return results
+        # The log keeps the newest ``deletion_log`` records: trim what existed before this run
+        # and drop this run's own records that are already too old, so the end state equals
+        # writing each record and trimming after it.
+        old_first, old_seq = state.del_first, state.del_seq
+        first = max(old_first, del_seq - self._deletion_log)
+        for seq_i in range(old_first + 1, min(first, old_seq) + 1):
+            deletes.append((db_log, _U64.pack(seq_i)))
+        lmdb.delete_many(txn, deletes)
+        puts = [
+            (db_log, _U64.pack(rec.seq), packed, 0)
+            for rec, packed in zip(records, packed_log)
+            if rec.seq > first
+        ]
+        lmdb.put_many(txn, puts)
+        state.count, state.bytes, state.del_seq, state.del_first = count, used, del_seq, first
         return results
 
     def _load_meta(self, txn: Any, key: bytes) -> BundleMeta:
@@ -604,10 +698,12 @@ class LmdbBundleStore:
                 if len(keys) >= batch or _U64.unpack_from(ix)[0] > now_ms:
                     break
                 keys.append(ix[8:])
-        return [
-            self._delete_in(txn, state, k, ReasonCode.LIFETIME_EXPIRED, Disposition.EXPIRED, now_ms)
-            for k in keys
-        ]
+        expired = (ReasonCode.LIFETIME_EXPIRED, Disposition.EXPIRED, now_ms)
+        results = self._delete_run(txn, state, [(k, *expired) for k in keys])
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # an index entry without its bundle: nothing was written
+        return results
 
     def _one(self, op: StoreOp) -> Any:
         (result,) = self.apply_batch([op])
