@@ -67,6 +67,7 @@ from waystation.simclock import clock_from_config
 from waystation.state import NodeState, load_state, save_state
 from waystation.store.api import (
     DuplicateBundle,
+    StoreClosed,
     StoreError,
     StoreFull,
 )
@@ -179,6 +180,11 @@ class NodeService:
         self._stopping = False
         self._started_at = time.monotonic()
         self.admin_records: list[dict[str, Any]] = []  # recent reports addressed to us
+        # Store writes decided in this loop pass (puts and releases), submitted as ONE group
+        # (one queue entry, one commit, one future) when the pass ends; see _queue_write.
+        self._writes: list[Any] = []
+        self._write_keys: list[tuple[bool, bytes]] = []  # (is_put, key) per queued op
+        self._writes_armed = False
         self.on_output: list[Any] = []  # test hooks: callables receiving every output
 
     # -----------------------------------------------------------------------------------------
@@ -402,24 +408,76 @@ class NodeService:
                 self.agent.note_payload(action.key, payload_of(action.wire)[0])
             except BundleError:
                 pass
-        try:
-            fut = self.store.writer.submit_async(_put_op(action))
-            self.wires.put(action.key, action.wire)
-        except StoreError as exc:  # writer stopped (shutting down)
-            self.execute(self.agent.store_failed(self.now_ms(), action.key, "internal", str(exc)))
-            return
-        fut.add_done_callback(lambda f, key=action.key: self._stored(key, f))
+        self.wires.put(action.key, action.wire)
+        self._queue_write(_put_op(action), True, action.key)
 
-    def _stored(self, key: bytes, fut: asyncio.Future[Any]) -> None:
-        now = self.now_ms()
-        if fut.cancelled():
-            self.execute(self.agent.store_failed(now, key, "internal", "store write cancelled"))
+    # -- one store group per loop pass ----------------------------------------------------------
+    def _queue_write(self, op: Any, is_put: bool, key: bytes) -> None:
+        """Queue a put or a release for the group submitted at the end of this loop pass.
+
+        Everything the node decides in one pass -- the bundles of one TCPCL read, the releases
+        of the XFER_ACKs of one read, an application's acks -- goes to the store writer as one
+        group (``submit_group_async``): one queue entry, one commit, one future and one
+        callback instead of one each per bundle. Custody is unchanged: a put's outcome still
+        reaches the agent only once its commit is durable, and only then is the bundle
+        acknowledged to the previous hop or the application."""
+        self._writes.append(op)
+        self._write_keys.append((is_put, key))
+        if not self._writes_armed:
+            self._writes_armed = True
+            # call_soon runs after every callback already ready in this pass (asyncio runs the
+            # ready queue as it stood when the pass began), so the group takes all of them.
+            asyncio.get_running_loop().call_soon(self._submit_writes)
+
+    def _submit_writes(self) -> None:
+        self._writes_armed = False
+        ops, refs = self._writes, self._write_keys
+        if not ops:
             return
-        exc = fut.exception()
+        self._writes, self._write_keys = [], []
+        assert self.store is not None
+        try:
+            fut = self.store.writer.submit_group_async(ops)
+        except StoreError as exc:  # writer stopped (shutting down)
+            self._writes_done(refs, None, exc)
+            return
+        fut.add_done_callback(lambda f: self._writes_done(refs, f, None))
+
+    def _writes_done(
+        self,
+        refs: list[tuple[bool, bytes]],
+        fut: asyncio.Future[Any] | None,
+        error: BaseException | None,
+    ) -> None:
+        results: Any
+        if fut is not None and fut.cancelled():
+            error = _CANCELLED
+        elif fut is not None:
+            error = fut.exception()
+        if error is None and fut is not None:
+            results = fut.result()
+            if not isinstance(results, list) or len(results) != len(refs):
+                results = [StoreError("store returned the wrong number of results")] * len(refs)
+        else:
+            results = [error] * len(refs)
+        for (is_put, key), result in zip(refs, results):
+            if is_put:
+                self._stored(key, result)
+            elif isinstance(result, BaseException):
+                _log_delete_failure(key, result)
+
+    def _stored(self, key: bytes, result: Any) -> None:
+        """One put's outcome: its stored meta (durable) or the exception it failed with."""
+        now = self.now_ms()
+        exc = result if isinstance(result, BaseException) else None
         if exc is not None:
             self.wires.discard(key)
         if exc is None:
-            self.execute(self.agent.stored(now, key, getattr(fut.result(), "seq", None)))
+            self.execute(self.agent.stored(now, key, getattr(result, "seq", None)))
+        elif exc is _CANCELLED:
+            self.execute(self.agent.store_failed(now, key, "internal", "store write cancelled"))
+        elif isinstance(exc, StoreClosed):
+            self.execute(self.agent.store_failed(now, key, "internal", str(exc)))
         elif isinstance(exc, DuplicateBundle):
             self.execute(self.agent.store_failed(now, key, "duplicate", str(exc)))
         elif isinstance(exc, StoreFull):
@@ -532,9 +590,17 @@ class NodeService:
     def _consumer_gone(self, consumer: Hashable) -> None:
         self.execute(self.agent.consumer_gone(consumer))
 
-    def _delete(self, action: DeleteBundle) -> asyncio.Future[Any] | None:
-        """Queue the removal on the group-commit writer (no task per bundle: a done callback
-        only logs a failure; the agent already let go of the bundle)."""
+    def _delete(self, action: DeleteBundle) -> None:
+        """Queue the removal for this pass's store group (``_queue_write``; a failure is only
+        logged: the agent already let go of the bundle, and a restart re-holds it)."""
+        assert self.store is not None
+        self.wires.discard(action.key)
+        self._queue_write(
+            DeleteOp(action.key, action.reason, action.disposition, self.now_ms()), False, action.key
+        )
+
+    def _delete_now(self, action: DeleteBundle) -> asyncio.Future[Any] | None:
+        """``_delete`` with its own store future (the operator's deletion waits for it)."""
         assert self.store is not None
         self.wires.discard(action.key)
         try:
@@ -560,7 +626,7 @@ class NodeService:
             if isinstance(out, DeleteBundle) and out.key == key:
                 for hook in self.on_output:
                     hook(out)
-                done = self._delete(out)
+                done = self._delete_now(out)
             else:
                 self.execute([out])
         log.info("bundle deleted by operator", extra=kv(key=key, reason=reason))
@@ -762,6 +828,9 @@ class NodeService:
         }
 
 
+# The outcome of every op of a store group whose future was cancelled (never raised).
+_CANCELLED = StoreError("store write cancelled")
+
 _DEBUG_EVENTS = frozenset({BundleAccepted, BundleForwarded, BundleDelivered, BundleDeleted})
 
 
@@ -769,6 +838,11 @@ def _delete_done(key: bytes, fut: asyncio.Future[Any]) -> None:
     if fut.cancelled():
         return
     exc = fut.exception()
+    if exc is not None:
+        _log_delete_failure(key, exc)
+
+
+def _log_delete_failure(key: bytes, exc: BaseException) -> None:
     if isinstance(exc, StoreError):
         log.warning("delete failed", extra=kv(key=key, error=str(exc)))
     elif exc is not None:
