@@ -206,16 +206,16 @@ class TcpclLink:
         """Queue one transfer now (check :attr:`ready_now` first: this skips the wait for
         flow control); the future resolves on the final XFER_ACK and fails as :meth:`send`
         would raise. For the node's per-bundle path: no coroutine per bundle."""
-        link_error, link_down, _ = _link_errors()
         conn = self.conn
         if conn is None or not conn.is_up:
-            raise link_down(f"TCPCL link {self.link_id} is not up")
+            raise _link_errors()[1](f"TCPCL link {self.link_id} is not up")
         try:
             return conn.send_nowait(wire)
         except LinkClosed as exc:
-            raise link_down(str(exc)) from exc
+            raise _link_errors()[1](str(exc)) from exc
         except (TransferTooLarge, ConvergenceError) as exc:
-            raise link_error(str(exc)) from exc
+            # (the node's error classes are looked up only when needed: this runs per bundle)
+            raise _link_errors()[0](str(exc)) from exc
 
     async def close(self) -> None:
         if self.client is not None:

@@ -209,6 +209,7 @@ class NodeSecurity:
         self._draining = False
         self._has_verifier = any(r.role == "verifier" for r in self._base.rules)
         self._has_acceptor = any(r.role == "acceptor" for r in self._base.rules)
+        self._local_cache: dict[str, bool] = {}
         self.counters = {"protected": 0, "checked": 0, "rejected": 0}
 
     # ------------------------------------------------------------------ lifecycle
@@ -235,10 +236,16 @@ class NodeSecurity:
 
     # ------------------------------------------------------------------ decisions
     def is_local(self, eid: str) -> bool:
-        try:
-            return str(parse_eid(eid).node_id) in self.local_nodes
-        except BundleError:
-            return False
+        hit = self._local_cache.get(eid)
+        if hit is None:
+            try:
+                hit = str(parse_eid(eid).node_id) in self.local_nodes
+            except BundleError:
+                hit = False
+            if len(self._local_cache) >= 4096:  # bounded: destinations are few in practice
+                self._local_cache.clear()
+            self._local_cache[eid] = hit
+        return hit
 
     def wants_outbound(self, destination: str) -> bool:
         """Whether a bundle we originate for ``destination`` gets source rules at all."""
@@ -246,8 +253,11 @@ class NodeSecurity:
 
     def wants_inbound(self, destination: str) -> bool:
         """Whether a received bundle must go through the policy (destination or verifier)."""
+        local_wants = self._has_acceptor or self.settings.require == "trusted"
+        if local_wants is self._has_verifier:
+            return local_wants  # the same either way (e.g. no policy): no EID parse per bundle
         if self.is_local(destination):
-            return self._has_acceptor or self.settings.require == "trusted"
+            return local_wants
         return self._has_verifier
 
     def inbound_policy(self) -> SecurityPolicy:
