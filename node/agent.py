@@ -264,6 +264,7 @@ _REPORT_RECEPTION = int(BundleFlags.REPORT_RECEPTION)
 _REPORT_FORWARDING = int(BundleFlags.REPORT_FORWARDING)
 _REPORT_DELIVERY = int(BundleFlags.REPORT_DELIVERY)
 _REPORT_DELETION = int(BundleFlags.REPORT_DELETION)
+_PRIORITY = {int(p): p for p in Priority}  # a dict lookup, not an enum call, per bundle
 
 
 def _last_key(outputs: list[Output]) -> bytes:
@@ -397,7 +398,7 @@ class Agent:
             destination=info.destination,
             source=info.source,
             state=CustodyState.LOCAL if p.local_endpoint else CustodyState.RECEIVED,
-            priority=Priority(p.priority),
+            priority=_PRIORITY[p.priority] if p.priority in _PRIORITY else Priority(p.priority),
             local_endpoint=p.local_endpoint,
             report_to=None if info.report_to == "dtn:none" else info.report_to,
             extra=info.extra(),

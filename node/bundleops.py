@@ -29,7 +29,6 @@ from waystation.bundle.model import (
     BlockType,
     Bundle,
     BundleFlags,
-    BundleId,
     CanonicalBlock,
     CRCType,
     PrimaryBlock,
@@ -154,9 +153,18 @@ def cached_eid(text: str) -> EndpointID:
 def _info(bundle: Bundle, size: int, received_ms: int) -> BundleInfo:
     p = bundle.primary
     flags = int(p.flags)
-    bid = bundle.bundle_id if flags & _IS_FRAGMENT else BundleId(p.source, p.creation)
-    if p.creation.time_ms:
-        expiry: int | None = p.creation.time_ms + p.lifetime_ms
+    time_ms, sequence = p.creation
+    if flags & _IS_FRAGMENT:
+        bid = bundle.bundle_id
+        key = bid.key()
+        fragment_offset, fragment_length = bid.fragment_offset, bid.fragment_length
+    else:
+        # BundleId(source, creation).key() without the intermediate object, the source's
+        # CBOR cached (it runs for every received bundle; senders are few).
+        key = _eid_cbor(p.source) + _KEY_TAIL.pack(time_ms, sequence)
+        fragment_offset = fragment_length = None
+    if time_ms:
+        expiry: int | None = time_ms + p.lifetime_ms
     else:
         expiry = bundle.expiry_ms(received_ms)
     if expiry is None:
@@ -164,18 +172,18 @@ def _info(bundle: Bundle, size: int, received_ms: int) -> BundleInfo:
         raise ValidationError("creation time 0 without a Bundle Age block: expiry unknown")
     hop = bundle.hop_count if len(bundle.blocks) > 1 else None
     return BundleInfo(
-        key=bid.key(),
+        key=key,
         source=str(p.source),
         destination=str(p.destination),
         report_to=str(p.report_to),
-        creation_ms=p.creation.time_ms,
-        sequence=p.creation.sequence,
+        creation_ms=time_ms,
+        sequence=sequence,
         lifetime_ms=p.lifetime_ms,
         expiry_ms=max(0, expiry),
         flags=flags,
         size=size,
-        fragment_offset=bid.fragment_offset,
-        fragment_length=bid.fragment_length,
+        fragment_offset=fragment_offset,
+        fragment_length=fragment_length,
         total_adu_length=p.total_adu_length,
         hop_exceeded=bool(hop is not None and hop.exceeded),
     )

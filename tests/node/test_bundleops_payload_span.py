@@ -41,7 +41,10 @@ def test_inspect_records_the_span(bundle: object) -> None:
         return
     assert info.payload_span is not None
     start, end = info.payload_span
-    assert wire[start:end] == bytes(codec.decode_bundle(wire).payload)
+    decoded = codec.decode_bundle(wire)
+    assert wire[start:end] == bytes(decoded.payload)
+    # the key inspect builds without a BundleId object is the bundle ID's key (§5.9 dedup)
+    assert info.key == decoded.bundle_id.key()
 
 
 def _long_crc_head(wire: bytes, crc_len: int) -> bytes:
