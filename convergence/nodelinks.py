@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,17 @@ def _spawn(coro: Any) -> None:
     task = asyncio.ensure_future(coro)
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+def _verdict_of(fut: asyncio.Future[Any]) -> Any:
+    """A finished verdict future as the adapter's verdict (a failure refuses: UNKNOWN)."""
+    if fut.cancelled():
+        return RefuseReason.UNKNOWN
+    exc = fut.exception()
+    if exc is not None:
+        log.error("node failed to take a bundle; refusing", exc_info=exc)
+        return RefuseReason.UNKNOWN
+    return fut.result()
 
 
 def _link_errors() -> tuple[type[Exception], type[Exception], type[Exception]]:
@@ -167,6 +179,29 @@ class TcpclLink:
             log.exception("node failed to take a bundle from %s", self.link_id)
             return RefuseReason.UNKNOWN
 
+    def bundle_received_cb(
+        self, conn: TcpclConnection, data: bytes, answer: Callable[[Any], None]
+    ) -> None:
+        """The adapter's callback form of :meth:`bundle_received`: the node calls ``answer``
+        with True (XFER_ACK, once durable) or False (refuse, NO_RESOURCES) -- no future and
+        no loop handle per bundle. A node without ``receive_cb`` is served through
+        :meth:`bundle_received` and the same verdict mapping."""
+        direct = getattr(self.handler, "receive_cb", None)
+        if direct is not None:
+            try:
+                direct(self, data, answer)
+            except Exception:  # the node failed; refuse so the sender keeps the bundle
+                log.exception("node failed to take a bundle from %s", self.link_id)
+                answer(RefuseReason.UNKNOWN)
+            return
+        verdict = self.bundle_received(conn, data)
+        if not inspect.isawaitable(verdict):
+            answer(verdict)
+            return
+        fut = asyncio.ensure_future(verdict)
+        _background.add(fut)
+        fut.add_done_callback(lambda f: (_background.discard(f), answer(_verdict_of(f))))
+
     async def _received(self, data: bytes) -> RefuseReason | None:
         try:
             ok = await self.handler.bundle_received(self, data)
@@ -215,6 +250,21 @@ class TcpclLink:
             raise _link_errors()[1](str(exc)) from exc
         except (TransferTooLarge, ConvergenceError) as exc:
             # (the node's error classes are looked up only when needed: this runs per bundle)
+            raise _link_errors()[0](str(exc)) from exc
+
+    def send_with_callback(self, wire: bytes, done: Callable[[BaseException | None], None]) -> None:
+        """:meth:`send_nowait` with a done-callback instead of a future (check
+        :attr:`ready_now` first): ``done(None)`` on the final XFER_ACK, ``done(exc)`` with the
+        adapter's :class:`TransferFailed` otherwise, called from inside the session's event
+        processing (so ``done`` only records the outcome). Raises as :meth:`send_nowait`."""
+        conn = self.conn
+        if conn is None or not conn.is_up:
+            raise _link_errors()[1](f"TCPCL link {self.link_id} is not up")
+        try:
+            conn.send_with_callback(wire, done)
+        except LinkClosed as exc:
+            raise _link_errors()[1](str(exc)) from exc
+        except (TransferTooLarge, ConvergenceError) as exc:
             raise _link_errors()[0](str(exc)) from exc
 
     async def close(self) -> None:

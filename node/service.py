@@ -185,6 +185,15 @@ class NodeService:
         self._writes: list[Any] = []
         self._write_keys: list[tuple[bool, bytes]] = []  # (is_put, key) per queued op
         self._writes_armed = False
+        self._tx_done: list[tuple[TransmitBundle, BaseException | None]] = []
+        self._tx_armed = False
+        self._handlers: dict[type, Any] = {
+            StoreBundle: self._store_bundle,
+            TransmitBundle: self._transmit_action,
+            DeliverBundle: self._deliver,
+            DeleteBundle: self._delete,
+            CompleteReception: self._complete_reception,
+        }
         self.on_output: list[Any] = []  # test hooks: callables receiving every output
 
     # -----------------------------------------------------------------------------------------
@@ -332,20 +341,38 @@ class NodeService:
     # executing agent outputs
     # -----------------------------------------------------------------------------------------
     def execute(self, outputs: Iterable[Any]) -> None:
+        hooks = self.on_output
+        handlers = self._handlers
         for out in outputs:
-            for hook in self.on_output:
+            for hook in hooks:
                 hook(out)
-            if isinstance(out, Action):
+            # One dict lookup for the per-bundle actions instead of a chain of isinstance
+            # checks; events and anything else take the general path.
+            handler = handlers.get(out.__class__)
+            if handler is not None:
+                handler(out)
+            elif isinstance(out, Action):
                 self._do(out)
             else:
                 self._log_event(out)
+
+    def _transmit_action(self, action: TransmitBundle) -> None:
+        if not self._transmit_now(action):
+            self._spawn(self._transmit(action))
+
+    def _complete_reception(self, action: CompleteReception) -> None:
+        token = action.token
+        if isinstance(token, asyncio.Future):
+            if not token.done():
+                token.set_result(action.accepted)
+        elif callable(token):  # receive_cb's answer callback
+            token(action.accepted)
 
     def _do(self, action: Action) -> None:
         if isinstance(action, StoreBundle):
             self._store_bundle(action)
         elif isinstance(action, TransmitBundle):
-            if not self._transmit_now(action):
-                self._spawn(self._transmit(action))
+            self._transmit_action(action)
         elif isinstance(action, DeliverBundle):
             self._deliver(action)
         elif isinstance(action, DeleteBundle):
@@ -359,9 +386,7 @@ class NodeService:
             if self.app is not None:
                 self.app.submission_failed(action.token, action.code, action.message)
         elif isinstance(action, CompleteReception):
-            fut = action.token
-            if isinstance(fut, asyncio.Future) and not fut.done():
-                fut.set_result(action.accepted)
+            self._complete_reception(action)
 
     def _store_bundle(self, action: StoreBundle) -> None:
         sec = self.security
@@ -504,11 +529,36 @@ class NodeService:
                 received_ms=action.received_ms,
                 now_ms=self.now_ms(),
             )
+            with_cb = getattr(link, "send_with_callback", None)
+            if with_cb is not None:
+                with_cb(wire, lambda exc, a=action: self._transmit_finished(a, exc))
+                return True
             fut = link.send_nowait(wire)  # type: ignore[attr-defined]
         except Exception:  # the awaiting path redoes the work and reports the error
             return False
         fut.add_done_callback(lambda f, a=action: self._transmit_done(a, f))
         return True
+
+    def _transmit_finished(self, action: TransmitBundle, exc: BaseException | None) -> None:
+        """A transfer's outcome from ``send_with_callback``, called inside the link's event
+        processing: only queue it. The outcomes of one loop pass (typically all the final
+        XFER_ACKs of one read) reach the agent together on the next pass."""
+        self._tx_done.append((action, exc))
+        if not self._tx_armed:
+            self._tx_armed = True
+            asyncio.get_running_loop().call_soon(self._report_transmits)
+
+    def _report_transmits(self) -> None:
+        self._tx_armed = False
+        done, self._tx_done = self._tx_done, []
+        agent = self.agent
+        now = self.now_ms()
+        for action, exc in done:
+            if exc is None:
+                self.execute(agent.transmitted(now, action.key, action.link_id, True, ""))
+            else:
+                error = str(exc) or type(exc).__name__
+                self.execute(agent.transmitted(now, action.key, action.link_id, False, error))
 
     def _transmit_done(self, action: TransmitBundle, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
@@ -683,6 +733,13 @@ class NodeService:
 
     async def bundle_received(self, link: Link, wire: bytes) -> bool:
         return await self.receive_nowait(link, wire)
+
+    def receive_cb(self, link: Link, wire: bytes, answer: Any) -> None:
+        """``bundle_received`` with a callback: ``answer(True)`` once the bundle is durable
+        (acknowledge it), ``answer(False)`` to refuse it -- called exactly once, possibly
+        before this returns (a duplicate, an invalid bundle). The TCPCL adapter's per-bundle
+        path: no future, no Task and no loop handle per received bundle."""
+        self.execute(self.agent.receive(self.now_ms(), wire, link.link_id, answer))
 
     def receive_nowait(self, link: Link, wire: bytes) -> asyncio.Future[bool]:
         """``bundle_received`` as a plain future: True once the bundle is durable (acknowledge

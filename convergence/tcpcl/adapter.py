@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -88,7 +89,9 @@ class TcpclConnection(asyncio.BufferedProtocol):
         self.peername: Any = None
         self._buf = bytearray(_READ_BUFFER)
         self._view = memoryview(self._buf)
-        self._pending: dict[int, asyncio.Future[None]] = {}
+        # transfer ID -> its future (send_nowait) or its done-callback (send_with_callback)
+        self._pending: dict[int, Any] = {}
+        self._awaiting: set[int] = set()  # received transfers answered through a callback
         self._established = self.loop.create_future()
         self._closed = self.loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
@@ -223,6 +226,24 @@ class TcpclConnection(asyncio.BufferedProtocol):
             self._flush_soon()
         return fut
 
+    def send_with_callback(
+        self, data: bytes, done: Callable[[BaseException | None], None]
+    ) -> None:
+        """:meth:`send_nowait` without a future: ``done(None)`` is called on the final
+        XFER_ACK, ``done(exc)`` (:class:`TransferFailed`) on a refusal or when the session
+        ends first -- synchronously, from inside this connection's event processing, so
+        ``done`` must only record the outcome (the node queues it for its next pass). Saves
+        a future, its scheduled callback and a loop handle per transfer."""
+        if not self.session.established:
+            raise LinkClosed(f"TCPCL session is {self.session.state.value}, not established")
+        tid = self.session.send_transfer(data, self.loop.time())
+        self._pending[tid] = done
+        self.counters["bytes_sent"] += len(data)
+        if len(data) >= 65536:
+            self._flush()
+        else:
+            self._flush_soon()
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
         self._flush()
@@ -293,16 +314,17 @@ class TcpclConnection(asyncio.BufferedProtocol):
             elif isinstance(event, ev.TransferCompleted):
                 self.counters["bundles_sent"] += 1
                 fut = self._pending.pop(event.transfer_id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
+                if fut is not None:
+                    _settle(fut, None)
             elif isinstance(event, ev.TransferRefused):
                 self.counters["refused_out"] += 1
                 fut = self._pending.pop(event.transfer_id, None)
-                if fut is not None and not fut.done():
-                    fut.set_exception(
+                if fut is not None:
+                    _settle(
+                        fut,
                         TransferFailed(
                             f"peer refused the transfer: {_reason_name(event.reason)}", event.reason
-                        )
+                        ),
                     )
             elif isinstance(event, ev.TlsNegotiationAgreed):
                 self._start_tls(event.server_side)
@@ -318,10 +340,10 @@ class TcpclConnection(asyncio.BufferedProtocol):
 
     def _fail_pending(self, info: ev.SessionTerminated) -> None:
         why = info.error or f"session terminated (reason {_reason_name(info.reason)})"
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(TransferFailed(f"not acknowledged: {why}"))
+        pending = list(self._pending.values())
         self._pending.clear()
+        for fut in pending:
+            _settle(fut, TransferFailed(f"not acknowledged: {why}"))
         if not self._established.done():
             self._established.set_exception(LinkClosed(f"session not established: {why}"))
             self._established.exception()  # mark retrieved: nobody may be waiting
@@ -351,6 +373,17 @@ class TcpclConnection(asyncio.BufferedProtocol):
 
     def _on_bundle(self, event: ev.TransferReceived) -> None:
         self.counters["bundles_received"] += 1
+        with_cb = getattr(self.handler, "bundle_received_cb", None)
+        if with_cb is not None:
+            # The handler answers through a callback: no future, no Task, no loop handle.
+            tid = event.transfer_id
+            self._awaiting.add(tid)
+            try:
+                with_cb(self, event.data, functools.partial(self._answer_cb, tid))
+            except Exception:
+                log.exception("bundle_received handler failed; refusing transfer")
+                self._answer_cb(tid, RefuseReason.UNKNOWN)
+            return
         try:
             verdict = self._call("bundle_received", event.data)
         except Exception:
@@ -376,6 +409,16 @@ class TcpclConnection(asyncio.BufferedProtocol):
         # The node answers a whole group commit's transfers in one loop pass (its futures
         # resolve together): their XFER_ACKs go out in one write after that pass, not one
         # write each.
+        self._flush_soon()
+
+    def _answer_cb(self, tid: int, verdict: Any) -> None:
+        """The callback given to ``bundle_received_cb``: the verdict for transfer ``tid``
+        (None/True: XFER_ACK; False: refuse with NO_RESOURCES; a RefuseReason: refuse so).
+        Only the first call counts; the XFER_ACKs answered in one loop pass share a write."""
+        if tid not in self._awaiting:
+            return
+        self._awaiting.discard(tid)
+        self._answer(tid, verdict)
         self._flush_soon()
 
     def _answer(self, tid: int, verdict: Any) -> None:
@@ -428,6 +471,21 @@ class TcpclConnection(asyncio.BufferedProtocol):
             self._handle(events)
         self._flush()
         self._arm_timer()
+
+
+def _settle(target: Any, exc: BaseException | None) -> None:
+    """Report a transfer's outcome to its future or its done-callback."""
+    if isinstance(target, asyncio.Future):
+        if not target.done():
+            if exc is None:
+                target.set_result(None)
+            else:
+                target.set_exception(exc)
+        return
+    try:
+        target(exc)
+    except Exception:  # a broken observer must not take the protocol down with it
+        log.exception("TCPCL transfer callback failed")
 
 
 def _reason_name(reason: int | None) -> str:
