@@ -575,6 +575,12 @@ class Session:
                         target[:have] = buf[data_start:end]
                         self._stream = (target, have, (tid, flags, exts))
                         return end
+                    if end - data_start < data_len:
+                        return pos  # the rest of the segment is still on its way
+                    # Complete: decode_message would only parse this header a second time.
+                    pos = data_start + data_len
+                    self._dispatch(XferSegment(tid, flags, bytes(buf[data_start:pos]), exts), now)
+                    continue
             if self.state in (State.CONTACT_WAIT, State.CONTACT_SENT):
                 header = decode_contact_header(
                     buf[pos : pos + CONTACT_HEADER_LEN], self._rbase + pos
