@@ -136,7 +136,24 @@ def throughput(a: Node, rx: Receiver, size: int, count: int) -> float:
     return count / (last - t0)
 
 
-def node_to_node(a: Node, rx: Receiver, size: int, count: int, link: dict[str, Any]) -> float:
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def node_to_node(
+    a: Node,
+    rx: Receiver,
+    size: int,
+    count: int,
+    link: dict[str, Any],
+    cpu: list[tuple[float, float]] | None = None,
+    b: Node | None = None,
+) -> float:
     """Bundles/s node to node: ``count`` bundles pre-loaded into A's store (durable) while its
     link to B is closed, then the link is opened and the clock runs until B's application has
     the last one. So the application submit path is outside the timed phase; everything in it
@@ -149,9 +166,15 @@ def node_to_node(a: Node, rx: Receiver, size: int, count: int, link: dict[str, A
         while any(link.get("id") == "to-b" for link in cl.status().get("links", [])):
             time.sleep(0.01)
         cl.send_many("dtn://b/inbox", (payload for _ in range(count)), lifetime=3600)
+        c0 = (proc_cpu_s(a.proc.pid), proc_cpu_s(b.proc.pid) if b else 0.0)
         t0 = time.perf_counter()
         cl.add_link("to-b", "tcpcl", **link)
     last = rx.wait_for(target, 300)
+    if cpu is not None:
+        # CPU per bundle of each node process inside the clock (all threads: loop, store
+        # writer, BPSec worker), appended as (A us, B us).
+        c1 = (proc_cpu_s(a.proc.pid), proc_cpu_s(b.proc.pid) if b else 0.0)
+        cpu.append(((c1[0] - c0[0]) / count * 1e6, (c1[1] - c0[1]) / count * 1e6))
     return count / (last - t0)
 
 
@@ -251,12 +274,13 @@ def run_pair(args: argparse.Namespace, sign: bool) -> tuple[float, float, float]
             time.sleep(0.1)
         throughput(a, rx, 1024, 500)  # warm-up: sessions, LMDB maps, allocator
         small, large, raw, disk, n2n_small, n2n_large = [], [], [], [], [], []
+        n2n_cpu: list[tuple[float, float]] = []
         for _ in range(args.repeat):
             raw.append(raw_tcp_mb_s())
             disk.append(durable_write_mb_s(root, args.disk_mib << 20))
             small.append(throughput(a, rx, 1024, args.small))
             large.append(throughput(a, rx, 1 << 20, args.large))
-            n2n_small.append(node_to_node(a, rx, 1024, args.small, a_link))
+            n2n_small.append(node_to_node(a, rx, 1024, args.small, a_link, n2n_cpu, b))
             n2n_large.append(node_to_node(a, rx, 1 << 20, args.large, a_link))
         lat = sorted(latency(a, rx, args.samples))
         rx.stopping = True
@@ -284,6 +308,10 @@ def run_pair(args: argparse.Namespace, sign: bool) -> tuple[float, float, float]
     print("  node to node (pre-loaded in A's store, then the link opens):")
     print(f"  1 KiB bundles : {ns:10,.0f} bundles/s  ({ns * 1024 / 1e6:.1f} MB/s)")
     print(f"  1 MiB bundles : {nl * 1.048576:10,.1f} MB/s      ({nl:.0f} bundles/s)")
+    if n2n_cpu:
+        cpu_a = statistics.median(c[0] for c in n2n_cpu)
+        cpu_b = statistics.median(c[1] for c in n2n_cpu)
+        print(f"  CPU per 1 KiB bundle, node to node: A {cpu_a:.0f} us, B {cpu_b:.0f} us")
     print(f"  latency 1 KiB : p50 {p50:.2f} ms, p99 {p99:.2f} ms ({args.samples} single bundles)")
     print(f"  raw loopback TCP (plain sockets, same run): {r:,.0f} MB/s")
     print(
