@@ -32,6 +32,7 @@ calls raises ``lmdb.Error`` instead of crashing.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdlib cimport free, malloc
+from posix.unistd cimport write
 
 import os
 import weakref
@@ -149,6 +150,7 @@ __all__ = [
     "PanicError",
     "Transaction",
     "VersionMismatchError",
+    "commit",
     "delete_many",
     "open",
     "put_many",
@@ -732,8 +734,12 @@ cdef class Transaction:
 
     def commit(self):
         """Commit (GIL released: a durable commit is two fsyncs); the transaction ends."""
+        self._commit(-1)
+
+    cdef _commit(self, int wake_fd):
         cdef MDB_txn *txn
         cdef int rc
+        cdef char byte = 0
         self._check()
         self._end_cursors()
         txn = self._txn
@@ -742,6 +748,10 @@ cdef class Transaction:
         self.env._busy += 1
         try:
             with nogil:
+                if wake_fd >= 0:
+                    # wake another thread (an event loop) in the same GIL-free stretch, so
+                    # it runs while we sync instead of us queueing for the GIL after a wake
+                    write(wake_fd, &byte, 1)
                 rc = mdb_txn_commit(txn)
         finally:
             self.env._busy -= 1
@@ -1019,6 +1029,16 @@ def put_many(Transaction txn, items):
     then be aborted, as LMDB requires).
     """
     return txn.put_many(items)
+
+
+def commit(Transaction txn, wake_fd=None):
+    """``txn.commit()``; first write one byte to ``wake_fd`` (if given) without the GIL.
+
+    The group-commit writer wakes the event loop this way to hand it the previous batch's
+    results: the loop works while this commit syncs. Errors writing ``wake_fd`` are ignored
+    (a full pipe already holds a wake-up).
+    """
+    txn._commit(-1 if wake_fd is None else wake_fd)
 
 
 def delete_many(Transaction txn, items):

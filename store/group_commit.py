@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -54,6 +56,9 @@ class BatchingStore(BundleStore, Protocol):
     """A backend that can apply a batch of operations under one durable commit."""
 
     def apply_batch(self, ops: Sequence[StoreOp]) -> list[Any]: ...
+
+
+_WIRE_TYPES = (bytes, bytearray, memoryview)  # exact classes: a subclass is sized as 0
 
 
 class _Group:
@@ -104,6 +109,12 @@ class GroupCommitWriter:
         self.batches = 0  # statistics: commits done and ops applied
         self.ops = 0
         self._hook = _has_commit_hook(store)
+        # Does the backend's apply_batch take wake_fd= (written by its commit, GIL-free, right
+        # after before_commit)? See _LoopWaker.
+        self._wake_kw = self._hook and _takes_kwarg(store, "wake_fd")
+        self._commit_fd: int | None = None
+        self._wakers: dict[asyncio.AbstractEventLoop, _LoopWaker | None] = {}
+        self._wake_fds: list[int] = []  # wake-ups owed for results handed to _LoopWakers
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -117,9 +128,21 @@ class GroupCommitWriter:
     def submit_async(self, op: StoreOp) -> asyncio.Future[Any]:
         """Queue ``op`` from a running event loop; await the returned future."""
         loop = asyncio.get_running_loop()
+        if loop not in self._wakers:
+            self._attach(loop)
         fut = loop.create_future()
         self._enqueue((op, None, fut, loop))
         return fut
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give ``loop`` its wake-up pipe (in the loop's thread, as add_reader requires)."""
+        self._wakers[loop] = _LoopWaker.create(loop)
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remove ``loop``'s wake-up pipe; call in that loop's thread once its writes are done."""
+        waker = self._wakers.pop(loop, None)
+        if waker is not None:
+            waker.close()
 
     def submit_group_async(self, ops: Sequence[StoreOp]) -> asyncio.Future[list[Any]]:
         """Queue ``ops`` to be applied in ONE commit; the future gets the list of outcomes.
@@ -128,6 +151,8 @@ class GroupCommitWriter:
         fails only when the whole batch could not be applied (e.g. the commit failed).
         """
         loop = asyncio.get_running_loop()
+        if loop not in self._wakers:
+            self._attach(loop)
         fut: asyncio.Future[list[Any]] = loop.create_future()
         if not ops:
             fut.set_result([])
@@ -161,6 +186,16 @@ class GroupCommitWriter:
             if leftovers:
                 closed = StoreClosed("store writer stopped before this operation ran")
                 self._resolve(leftovers, [closed] * len(leftovers))
+            self._write_wakes()
+            for loop, waker in list(self._wakers.items()):
+                if waker is None:
+                    continue
+                if loop.is_closed():
+                    waker.close_fds()
+                else:
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(waker.close)
+            self._wakers.clear()
 
     @property
     def running(self) -> bool:
@@ -196,8 +231,8 @@ class GroupCommitWriter:
                 append(popleft())
                 n += k
                 continue
-            if isinstance(op, PutOp) and isinstance(op.wire, bytes | bytearray | memoryview):
-                size += len(op.wire)
+            if op.__class__ is PutOp and op.wire.__class__ in _WIRE_TYPES:  # type: ignore[union-attr]
+                size += len(op.wire)  # type: ignore[union-attr]
                 if n and size > max_bytes:
                     break
             append(popleft())
@@ -211,16 +246,22 @@ class GroupCommitWriter:
         # instead of both threads taking turns (see docs/store.md "Pipelining").
         held: list[tuple[list[_Pending], list[Any]]] = []
 
-        def release_held() -> None:
+        def release_held(for_commit: bool = True) -> None:
+            """Hand the held results over and wake their loops -- except the wake-up the
+            backend's commit writes itself (GIL-free) when called as its ``before_commit``."""
             while held:
                 self._finish(*held.pop())
+            fds, self._wake_fds = self._wake_fds, []
+            for fd in fds:
+                if not (for_commit and fd == self._commit_fd):
+                    _LoopWaker.wake(fd)
 
         while True:
             if held and not self._pending:
-                release_held()  # nothing queued behind it: tell its callers now
+                release_held(False)  # nothing queued behind it: tell its callers now
             batch = self._take_batch()
             if batch is None:
-                release_held()
+                release_held(False)
                 return
             ops: list[StoreOp] = []
             grouped = False
@@ -231,8 +272,13 @@ class GroupCommitWriter:
                 else:
                     ops.append(item[0])  # type: ignore[arg-type]
             failed = False
+            self._commit_fd = self._held_wake_fd() if held else None
             try:
-                if self._hook:
+                if self._commit_fd is not None:
+                    results = self.store.apply_batch(  # type: ignore[call-arg]
+                        ops, before_commit=release_held, wake_fd=self._commit_fd
+                    )
+                elif self._hook:
                     results = self.store.apply_batch(ops, before_commit=release_held)  # type: ignore[call-arg]
                 else:
                     results = self.store.apply_batch(ops)
@@ -245,7 +291,7 @@ class GroupCommitWriter:
                 )
                 results = [err] * len(ops)
                 failed = True
-            release_held()  # the backend failed before its commit, or has no hook
+            release_held(False)  # the backend failed before its commit, or has no hook
             if not isinstance(results, list) or len(results) != len(ops):
                 results = [StoreError("store returned the wrong number of results")] * len(ops)
                 failed = True
@@ -253,13 +299,26 @@ class GroupCommitWriter:
             self.ops += len(ops)
             if grouped:
                 results = _regroup(batch, results, failed)
-            if self._hook and all(item[1] is None for item in batch):
+            if self._hook and not any(item[1] for item in batch):
                 held.append((batch, results))
             else:
                 # A concurrent future runs its done-callbacks right here, and a callback that
                 # wrote to the store synchronously would deadlock inside the next batch's open
                 # write transaction: such batches are resolved at once, outside any transaction.
                 self._finish(batch, results)
+                self._write_wakes()
+
+    def _held_wake_fd(self) -> int | None:
+        """The wake-up fd the backend's commit should write (one loop, backend able), else None."""
+        if not self._wake_kw or len(self._wakers) != 1:
+            return None
+        (waker,) = self._wakers.values()
+        return None if waker is None else waker.wfd
+
+    def _write_wakes(self) -> None:
+        fds, self._wake_fds = self._wake_fds, []
+        for fd in fds:
+            _LoopWaker.wake(fd)
 
     def _finish(self, batch: list[_Pending], results: list[Any]) -> None:
         try:
@@ -267,8 +326,7 @@ class GroupCommitWriter:
         except Exception:  # a caller's future must never take the writer down
             log.exception("resolving store results failed")
 
-    @staticmethod
-    def _resolve(batch: list[_Pending], results: list[Any]) -> None:
+    def _resolve(self, batch: list[_Pending], results: list[Any]) -> None:
         per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         last_loop: asyncio.AbstractEventLoop | None = None
         items: list[tuple[asyncio.Future[Any], Any]] = []
@@ -289,10 +347,75 @@ class GroupCommitWriter:
                     last_loop = loop
                 items.append((afut, result))
         for loop, items in per_loop.items():
+            waker = self._wakers.get(loop)
+            if waker is not None and not loop.is_closed():
+                waker.ready.append(items)
+                if waker.wfd not in self._wake_fds:
+                    self._wake_fds.append(waker.wfd)
+                continue
             try:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:  # the loop was closed while its puts were in flight
                 log.warning("event loop closed before %d store results were delivered", len(items))
+
+
+class _LoopWaker:
+    """A pipe the event loop watches, so the writer can wake it from inside a commit.
+
+    ``loop.call_soon_threadsafe`` wakes the loop with a ``send`` that releases the GIL; the
+    woken loop takes it, and the writer then queues for the GIL (up to a switch interval)
+    before it can even start the next commit. Instead the writer appends the results to
+    ``ready`` (under the GIL) and a backend whose ``apply_batch`` takes ``wake_fd=`` writes
+    the wake-up byte in the same GIL-free stretch as its fsyncs (the LMDB backend's
+    ``commit(txn, wake_fd)``): the loop settles the previous batch while this one syncs.
+    Other backends get the byte from the writer; loops without ``add_reader`` (and several
+    loops at once) keep ``call_soon_threadsafe``-style wake-ups.
+    """
+
+    __slots__ = ("loop", "ready", "rfd", "wfd")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, rfd: int, wfd: int) -> None:
+        self.loop = loop
+        self.rfd, self.wfd = rfd, wfd
+        self.ready: collections.deque[list[tuple[asyncio.Future[Any], Any]]] = collections.deque()
+
+    @classmethod
+    def create(cls, loop: asyncio.AbstractEventLoop) -> _LoopWaker | None:
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        os.set_blocking(wfd, False)  # a full pipe already holds a wake-up
+        waker = cls(loop, rfd, wfd)
+        try:
+            loop.add_reader(rfd, waker._drain)
+        except (NotImplementedError, RuntimeError):
+            waker.close_fds()
+            return None
+        return waker
+
+    @staticmethod
+    def wake(fd: int) -> None:
+        with contextlib.suppress(OSError):  # full (already woken) or closed
+            os.write(fd, b"\0")
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):
+            os.read(self.rfd, 4096)
+        ready = self.ready
+        while ready:
+            _settle(ready.popleft())
+
+    def close(self) -> None:
+        """In the loop's thread: settle what is ready, stop watching, close the pipe."""
+        self._drain()
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(self.rfd)
+        self.close_fds()
+
+    def close_fds(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.rfd = self.wfd = -1
 
 
 def _regroup(batch: list[_Pending], results: list[Any], failed: bool) -> list[Any]:
@@ -327,11 +450,15 @@ def _regroup(batch: list[_Pending], results: list[Any], failed: bool) -> list[An
 
 def _has_commit_hook(store: Any) -> bool:
     """Does ``store.apply_batch`` take ``before_commit=`` (called once the batch is staged)?"""
+    return _takes_kwarg(store, "before_commit")
+
+
+def _takes_kwarg(store: Any, name: str) -> bool:
     try:
         params = inspect.signature(store.apply_batch).parameters
     except (TypeError, ValueError, AttributeError):
         return False
-    return "before_commit" in params
+    return name in params
 
 
 def _settle(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
@@ -530,4 +657,5 @@ class AsyncBundleStore:
     async def aclose(self) -> None:
         """Drain queued writes, stop the writer and close the store (off the loop thread)."""
         await self._call(self.writer.close)
+        self.writer.detach(asyncio.get_running_loop())
         await self._call(self.store.close)

@@ -324,7 +324,11 @@ class LmdbBundleStore:
 
     # -- the write path -------------------------------------------------------------------
     def apply_batch(
-        self, ops: Sequence[StoreOp], *, before_commit: Callable[[], None] | None = None
+        self,
+        ops: Sequence[StoreOp],
+        *,
+        before_commit: Callable[[], None] | None = None,
+        wake_fd: int | None = None,
     ) -> list[Any]:
         """Apply ``ops`` in one write transaction with one durable commit.
 
@@ -335,7 +339,9 @@ class LmdbBundleStore:
         ``before_commit`` is called (in this thread, possibly more than once if the batch is
         retried) once the transaction is staged, just before the commit: the group-commit
         writer resolves the previous batch's callers there, so the event loop works while this
-        commit syncs (the commit releases the GIL).
+        commit syncs (the commit releases the GIL). ``wake_fd``: the commit first writes one
+        byte to it, in the same GIL-free stretch (the writer's event-loop wake-up, so the loop
+        does not have to hand the GIL back before this commit can start).
         """
         if self._readonly:
             err = StoreError(f"{self.path}: opened read-only")
@@ -345,7 +351,9 @@ class LmdbBundleStore:
             self._enter_reader()
             grow: bool | None = None  # True: double the map; False: adopt another's growth
             try:
-                return self._apply_once(ops, fast=fast, before_commit=before_commit)
+                return self._apply_once(
+                    ops, fast=fast, before_commit=before_commit, wake_fd=wake_fd
+                )
             except _SlowPath:  # a duplicate hid in a bulk put: redo the batch one op at a time
                 fast = False
             except lmdb.MapFullError:
@@ -370,6 +378,7 @@ class LmdbBundleStore:
         *,
         fast: bool = True,
         before_commit: Callable[[], None] | None = None,
+        wake_fd: int | None = None,
     ) -> list[Any]:
         dbs = self._dbs
         try:
@@ -421,7 +430,7 @@ class LmdbBundleStore:
                 txn.abort()
                 raise
         try:
-            txn.commit()
+            lmdb.commit(txn, wake_fd)  # writes wake_fd (if any) GIL-free, then syncs
         except lmdb.MapFullError:
             raise
         except lmdb.Error as exc:

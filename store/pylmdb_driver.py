@@ -12,6 +12,8 @@ py-lmdb bundles its own LMDB (0.9.3x); the compiled twin links the system's (Deb
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,6 +52,7 @@ __all__ = [
     "PanicError",
     "Transaction",
     "VersionMismatchError",
+    "commit",
     "delete_many",
     "open",
     "put_many",
@@ -93,6 +96,19 @@ def put_many(txn: Any, items: Iterable[tuple[Any, bytes, bytes, int]]) -> int:
                 cur.putmulti([(k, v) for _, k, v, _ in items[i:j]])
         i = j
     return total
+
+
+def commit(txn: Any, wake_fd: int | None = None) -> None:
+    """``txn.commit()``; first write one byte to ``wake_fd`` (if given).
+
+    The group-commit writer wakes the event loop this way to hand it the previous batch's
+    results while this commit syncs. Errors writing ``wake_fd`` are ignored (a full pipe
+    already holds a wake-up).
+    """
+    if wake_fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(wake_fd, b"\0")
+    txn.commit()
 
 
 def delete_many(txn: Any, items: Iterable[tuple[Any, bytes]]) -> int:
