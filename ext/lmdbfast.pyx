@@ -409,7 +409,7 @@ cdef class Environment:
         if self._env != NULL:
             mdb_env_close(self._env)
             self._env = NULL
-            if self._keys:
+            if self._keys and _open_files is not None:  # None late in interpreter shutdown
                 _open_files.difference_update(self._keys)
 
     cdef inline int _check(self) except -1:
