@@ -72,7 +72,7 @@ from waystation.store.api import (
     StoreFull,
 )
 from waystation.store.group_commit import AsyncBundleStore
-from waystation.store.ops import DeleteOp
+from waystation.store.ops import DeleteOp, PutOp
 from waystation.wirecache import WireCache
 
 __all__ = ["DataDirInUse", "NodeService", "open_store"]
@@ -907,6 +907,4 @@ def _log_delete_failure(key: bytes, exc: BaseException) -> None:
 
 
 def _put_op(action: StoreBundle) -> Any:
-    from waystation.store.ops import PutOp
-
     return PutOp(action.key, action.wire, action.meta)
