@@ -310,10 +310,12 @@ class GroupCommitWriter:
 
     def _held_wake_fd(self) -> int | None:
         """The wake-up fd the backend's commit should write (one loop, backend able), else None."""
-        if not self._wake_kw or len(self._wakers) != 1:
+        if not self._wake_kw:
             return None
-        (waker,) = self._wakers.values()
-        return None if waker is None else waker.wfd
+        wakers = list(self._wakers.values())  # a snapshot: loops attach from their threads
+        if len(wakers) != 1 or wakers[0] is None:
+            return None
+        return wakers[0].wfd
 
     def _write_wakes(self) -> None:
         fds, self._wake_fds = self._wake_fds, []
