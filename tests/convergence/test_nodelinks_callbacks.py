@@ -116,9 +116,10 @@ def test_send_with_callback_fails_when_the_session_ends_first() -> None:
         pending = _send(link, b"\x9f never acked")
         await asyncio.sleep(0.05)
         assert not pending.done()  # no XFER_ACK: the sender still holds the bundle
-        await mb.close_all()
+        link.conn.abort()  # the connection drops before any answer
         outcome = await asyncio.wait_for(pending, 10)
         assert isinstance(outcome, TransferFailed)
         await ma.close_all()
+        await mb.close_all()
 
     asyncio.run(main())
