@@ -16,9 +16,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from waystation.convergence.nodelinks import register_all
 from waystation.convergence.tcpcl.adapter import TransferFailed
-from waystation.links import LinkManager, TransferRefused
+from waystation.links import TransferRefused
+
+from tests.convergence.test_nodelinks_receive_nowait import tcpcl_pair
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,18 +66,6 @@ class CallbackNode:
             pass  # the node keeps it pending (the session's end fails the transfer)
 
 
-async def _pair() -> tuple[CallbackNode, LinkManager, LinkManager, Any]:
-    a, b = CallbackNode("dtn://a/"), CallbackNode("dtn://b/")
-    ma, mb = LinkManager(a), LinkManager(b)
-    register_all(ma)
-    register_all(mb)
-    listener = await mb.open("in", "tcpcl", {"listen": "127.0.0.1:0"})
-    link = await ma.open("to-b", "tcpcl", {"address": listener.address, "peer": "dtn://b/"})
-    await asyncio.wait_for(a.up_event.wait(), 10)
-    await asyncio.wait_for(b.up_event.wait(), 10)
-    return b, ma, mb, link
-
-
 def _send(link: Any, wire: bytes) -> asyncio.Future[BaseException | None]:
     """send_with_callback as a future, for the test to await."""
     fut: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
@@ -86,7 +75,7 @@ def _send(link: Any, wire: bytes) -> asyncio.Future[BaseException | None]:
 
 def test_receive_cb_verdicts_map_to_ack_and_refusals() -> None:
     async def main() -> None:
-        b, ma, mb, link = await _pair()
+        b, ma, mb, link = await tcpcl_pair(CallbackNode)
         # many at once: each completes only after its own (delayed) acceptance
         results = await asyncio.gather(*(_send(link, b"\x9f%d" % i) for i in range(50)))
         assert results == [None] * 50
@@ -111,7 +100,7 @@ def test_receive_cb_verdicts_map_to_ack_and_refusals() -> None:
 
 def test_send_with_callback_fails_when_the_session_ends_first() -> None:
     async def main() -> None:
-        b, ma, mb, link = await _pair()
+        b, ma, mb, link = await tcpcl_pair(CallbackNode)
         b.mode = "never"
         pending = _send(link, b"\x9f never acked")
         await asyncio.sleep(0.05)

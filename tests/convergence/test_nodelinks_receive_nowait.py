@@ -8,6 +8,7 @@ the future) -> refused, so the sender keeps the bundle. Real sessions on 127.0.0
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -52,10 +53,12 @@ class FutureNode:
         return fut
 
 
-async def tcpcl_pair() -> tuple[FutureNode, LinkManager, LinkManager, Any]:
-    """Nodes A and B with link managers, B listening on loopback, A's TCPCL link to B up:
-    (B, A's manager, B's manager, the link)."""
-    a, b = FutureNode("dtn://a/"), FutureNode("dtn://b/")
+async def tcpcl_pair(
+    node: Callable[[str], Any] = FutureNode,
+) -> tuple[Any, LinkManager, LinkManager, Any]:
+    """Nodes A and B (made by ``node(node_id)``) with link managers, B listening on loopback,
+    A's TCPCL link to B up: (B, A's manager, B's manager, the link)."""
+    a, b = node("dtn://a/"), node("dtn://b/")
     ma, mb = LinkManager(a), LinkManager(b)
     register_all(ma)
     register_all(mb)
