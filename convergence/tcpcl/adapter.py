@@ -212,18 +212,8 @@ class TcpclConnection(asyncio.BufferedProtocol):
         """Queue one bundle now (no flow control); the future resolves on the final XFER_ACK
         and fails with :class:`TransferFailed` / :class:`LinkClosed`. For pipelining callers
         that bound their own window."""
-        if not self.session.established:
-            raise LinkClosed(f"TCPCL session is {self.session.state.value}, not established")
-        tid = self.session.send_transfer(data, self.loop.time())
-        fut = self.loop.create_future()
-        self._pending[tid] = fut
-        self.counters["bytes_sent"] += len(data)
-        if len(data) >= 65536:
-            self._flush()
-        else:
-            # Coalesce the small transfers queued in this loop iteration into one write (one
-            # syscall) -- still header and data together, and no Nagle-style waiting.
-            self._flush_soon()
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._queue_transfer(data, fut)
         return fut
 
     def send_with_callback(
@@ -234,14 +224,21 @@ class TcpclConnection(asyncio.BufferedProtocol):
         ends first -- synchronously, from inside this connection's event processing, so
         ``done`` must only record the outcome (the node queues it for its next pass). Saves
         a future, its scheduled callback and a loop handle per transfer."""
+        self._queue_transfer(data, done)
+
+    def _queue_transfer(self, data: bytes, outcome: Any) -> None:
+        """Start a transfer whose outcome goes to ``outcome`` (a future or a done-callback,
+        settled by :func:`_settle`)."""
         if not self.session.established:
             raise LinkClosed(f"TCPCL session is {self.session.state.value}, not established")
         tid = self.session.send_transfer(data, self.loop.time())
-        self._pending[tid] = done
+        self._pending[tid] = outcome
         self.counters["bytes_sent"] += len(data)
         if len(data) >= 65536:
             self._flush()
         else:
+            # Coalesce the small transfers queued in this loop iteration into one write (one
+            # syscall) -- still header and data together, and no Nagle-style waiting.
             self._flush_soon()
 
     def _scheduled_flush(self) -> None:
