@@ -193,6 +193,9 @@ class NodeService:
             DeliverBundle: self._deliver,
             DeleteBundle: self._delete,
             CompleteReception: self._complete_reception,
+            ReassembleBundle: self._reassemble,
+            CompleteSubmission: self._submission_done,
+            FailSubmission: self._submission_failed,
         }
         self.on_output: list[Any] = []  # test hooks: callables receiving every output
 
@@ -346,8 +349,8 @@ class NodeService:
         for out in outputs:
             for hook in hooks:
                 hook(out)
-            # One dict lookup for the per-bundle actions instead of a chain of isinstance
-            # checks; events and anything else take the general path.
+            # One dict lookup per action instead of a chain of isinstance checks; events
+            # (and an action subclass, see _do) take the general path.
             handler = handlers.get(out.__class__)
             if handler is not None:
                 handler(out)
@@ -369,24 +372,23 @@ class NodeService:
             token(action.accepted)
 
     def _do(self, action: Action) -> None:
-        if isinstance(action, StoreBundle):
-            self._store_bundle(action)
-        elif isinstance(action, TransmitBundle):
-            self._transmit_action(action)
-        elif isinstance(action, DeliverBundle):
-            self._deliver(action)
-        elif isinstance(action, DeleteBundle):
-            self._delete(action)
-        elif isinstance(action, ReassembleBundle):
-            self._spawn(run_reassembly(self, action))
-        elif isinstance(action, CompleteSubmission):
-            if self.app is not None:
-                self.app.submission_done(action.token, action.info)
-        elif isinstance(action, FailSubmission):
-            if self.app is not None:
-                self.app.submission_failed(action.token, action.code, action.message)
-        elif isinstance(action, CompleteReception):
-            self._complete_reception(action)
+        """An action whose exact class is not a key of ``_handlers`` (a subclass): the
+        handler of the first class it is an instance of."""
+        for cls, handler in self._handlers.items():
+            if isinstance(action, cls):
+                handler(action)
+                return
+
+    def _reassemble(self, action: ReassembleBundle) -> None:
+        self._spawn(run_reassembly(self, action))
+
+    def _submission_done(self, action: CompleteSubmission) -> None:
+        if self.app is not None:
+            self.app.submission_done(action.token, action.info)
+
+    def _submission_failed(self, action: FailSubmission) -> None:
+        if self.app is not None:
+            self.app.submission_failed(action.token, action.code, action.message)
 
     def _store_bundle(self, action: StoreBundle) -> None:
         sec = self.security
@@ -551,22 +553,24 @@ class NodeService:
     def _report_transmits(self) -> None:
         self._tx_armed = False
         done, self._tx_done = self._tx_done, []
-        agent = self.agent
         now = self.now_ms()
         for action, exc in done:
-            if exc is None:
-                self.execute(agent.transmitted(now, action.key, action.link_id, True, ""))
-            else:
-                error = str(exc) or type(exc).__name__
-                self.execute(agent.transmitted(now, action.key, action.link_id, False, error))
+            self._transmitted(now, action, exc)
 
     def _transmit_done(self, action: TransmitBundle, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
-            ok, error = False, "transfer cancelled"
+            self.execute(
+                self.agent.transmitted(
+                    self.now_ms(), action.key, action.link_id, False, "transfer cancelled"
+                )
+            )
         else:
-            exc = fut.exception()
-            ok, error = exc is None, "" if exc is None else str(exc) or type(exc).__name__
-        self.execute(self.agent.transmitted(self.now_ms(), action.key, action.link_id, ok, error))
+            self._transmitted(self.now_ms(), action, fut.exception())
+
+    def _transmitted(self, now: int, action: TransmitBundle, exc: BaseException | None) -> None:
+        """Tell the agent how ``action``'s transfer ended (``exc`` None: the final XFER_ACK)."""
+        error = "" if exc is None else str(exc) or type(exc).__name__
+        self.execute(self.agent.transmitted(now, action.key, action.link_id, exc is None, error))
 
     async def _transmit(self, action: TransmitBundle) -> None:
         assert self.store is not None
