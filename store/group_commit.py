@@ -251,10 +251,7 @@ class GroupCommitWriter:
             backend's commit writes itself (GIL-free) when called as its ``before_commit``."""
             while held:
                 self._finish(*held.pop())
-            fds, self._wake_fds = self._wake_fds, []
-            for fd in fds:
-                if not (for_commit and fd == self._commit_fd):
-                    _LoopWaker.wake(fd)
+            self._write_wakes(skip=self._commit_fd if for_commit else None)
 
         while True:
             if held and not self._pending:
@@ -317,10 +314,12 @@ class GroupCommitWriter:
             return None
         return wakers[0].wfd
 
-    def _write_wakes(self) -> None:
+    def _write_wakes(self, skip: int | None = None) -> None:
+        """Wake the loops owed a wake-up, except ``skip`` (the fd the commit will write)."""
         fds, self._wake_fds = self._wake_fds, []
         for fd in fds:
-            _LoopWaker.wake(fd)
+            if fd != skip:
+                _LoopWaker.wake(fd)
 
     def _finish(self, batch: list[_Pending], results: list[Any]) -> None:
         try:
