@@ -40,6 +40,7 @@ from lmdb import (
 __all__: list[str]
 
 NOOVERWRITE: int
+APPEND: int
 
 class Database:
     env: Environment

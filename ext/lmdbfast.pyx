@@ -135,6 +135,7 @@ cdef extern from "lmdb.h" nogil:
     int mdb_cursor_get(MDB_cursor *cursor, MDB_val *key, MDB_val *data, MDB_cursor_op op)
 
 __all__ = [
+    "APPEND",
     "NOOVERWRITE",
     "BadValsizeError",
     "CorruptedError",
@@ -173,6 +174,11 @@ PanicError = _pylmdb.PanicError
 
 #: put_many flag: refuse (and stop at) an item whose key exists (``MDB_NOOVERWRITE``).
 NOOVERWRITE = MDB_NOOVERWRITE
+#: put_many flag: the key probably sorts after every key of its sub-database. It is then put
+#: with ``MDB_APPEND``, which fills the last leaf page instead of splitting it in half (so a
+#: store fed ascending keys writes about a third fewer pages per commit); a key that does
+#: not sort last is put plainly, so the flag never changes what ends up stored.
+APPEND = MDB_APPEND
 
 import errno as _errno
 
@@ -574,6 +580,12 @@ cdef int _put_loop(MDB_txn *txn, _PutItem *arr, Py_ssize_t n, Py_ssize_t *done) 
     cdef int rc
     for i in range(n):
         rc = mdb_put(txn, arr[i].dbi, &arr[i].key, &arr[i].val, arr[i].flags)
+        if rc == MDB_KEYEXIST and arr[i].flags & MDB_APPEND:
+            # LMDB refuses an append whose key does not sort after the last one with
+            # KEYEXIST: put it plainly (that can still be a real NOOVERWRITE duplicate)
+            rc = mdb_put(
+                txn, arr[i].dbi, &arr[i].key, &arr[i].val, arr[i].flags & ~(<unsigned int>MDB_APPEND)
+            )
         if rc:
             done[0] = i
             return rc
@@ -795,8 +807,10 @@ cdef class Transaction:
             for i in range(n):
                 db, key, value, flag = items[i]
                 flags = flag
-                if flags & ~(<unsigned int>MDB_NOOVERWRITE):
-                    raise ValueError(f"put_many: unsupported flags {flag!r} (0 or NOOVERWRITE)")
+                if flags & ~(<unsigned int>(MDB_NOOVERWRITE | MDB_APPEND)):
+                    raise ValueError(
+                        f"put_many: unsupported flags {flag!r} (NOOVERWRITE and/or APPEND, or 0)"
+                    )
                 bkey = _as_bytes(key)
                 bval = _as_bytes(value)
                 keep.append(bkey)
@@ -1022,7 +1036,8 @@ def open(path, **kwargs):
 def put_many(Transaction txn, items):
     """Insert ``items`` = ``[(db, key, value, flags), ...]`` in order, GIL released once.
 
-    ``flags`` is 0 or :data:`NOOVERWRITE`. Returns ``len(items)``, or the index of the first
+    ``flags`` is 0, or :data:`NOOVERWRITE` and/or :data:`APPEND` (a hint that never changes
+    the outcome). Returns ``len(items)``, or the index of the first
     NOOVERWRITE item whose key existed (``MDB_KEYEXIST``); items after it are not applied, and
     the caller should abort the transaction (its contents past that index are unspecified in
     the pure-Python twin). Any other error raises the py-lmdb exception (the transaction must

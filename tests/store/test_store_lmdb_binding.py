@@ -68,7 +68,8 @@ ops = st.one_of(
     st.tuples(st.just("get"), dbs, keys),
     st.tuples(
         st.just("put_many"),
-        st.lists(st.tuples(dbs, keys, values, st.booleans()), max_size=12),
+        # flags: bit 0 NOOVERWRITE, bit 1 APPEND (keys from a small alphabet sort last or not)
+        st.lists(st.tuples(dbs, keys, values, st.integers(0, 3)), max_size=12),
     ),
     st.tuples(st.just("delete_many"), st.lists(st.tuples(dbs, keys), max_size=12)),
     st.tuples(st.just("walk"), dbs, st.one_of(st.none(), keys), st.booleans()),
@@ -112,8 +113,11 @@ class _Side:
         if kind == "get":
             return txn.get(op[2], db=dbs[op[1]])
         if kind == "put_many":
-            noov = self.mod.NOOVERWRITE
-            items = [(dbs[d], k, v, noov if n else 0) for d, k, v, n in op[1]]
+            noov, append = self.mod.NOOVERWRITE, self.mod.APPEND
+            items = [
+                (dbs[d], k, v, (noov if f & 1 else 0) | (append if f & 2 else 0))
+                for d, k, v, f in op[1]
+            ]
             done = self.mod.put_many(txn, items)
             if done != len(items):
                 self._restart(abort=True)  # the documented contract after a short return
@@ -179,7 +183,43 @@ def test_put_many_stops_at_the_first_existing_key(which: str, tmp_path: Path) ->
             assert mod.delete_many(txn, [(db, b"k1"), (db, b"zz"), (None, b"k2")]) == 2
             assert txn.get(b"k1", db=db) is None
         with pytest.raises(ValueError), env.begin(write=True) as txn:
-            mod.put_many(txn, [(db, b"k", b"v", 0x20000)])  # APPEND is not offered
+            mod.put_many(txn, [(db, b"k", b"v", 0x20)])  # MDB_NODUPDATA is not offered
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("which", ["fast", "python"])
+def test_append_is_a_hint_that_never_changes_the_contents(which: str, tmp_path: Path) -> None:
+    """Keys that sort last are appended, others put plainly; duplicates are still refused."""
+    mod = _compiled() if which == "fast" else pylmdb_driver
+    env = mod.open(str(tmp_path), map_size=1 << 24, max_dbs=2)
+    app, noov = mod.APPEND, mod.NOOVERWRITE
+    try:
+        with env.begin(write=True) as txn:
+            db = env.open_db(b"d", txn=txn)
+            ascending = [(db, b"%05d" % i, b"v" * 1000, app) for i in range(0, 400, 2)]
+            assert mod.put_many(txn, ascending) == len(ascending)
+            # not last: in the middle, equal to the last key (overwrites), before the first
+            mixed = [
+                (db, b"00101", b"mid", app),
+                (db, b"00398", b"new", app),
+                (db, b"0", b"first", app | noov),
+                (db, b"99999", b"last", app | noov),
+            ]
+            assert mod.put_many(txn, mixed) == len(mixed)
+        with env.begin() as txn:
+            got = dict(txn.cursor(db=db))
+        assert len(got) == 200 + 3
+        assert got[b"00101"] == b"mid" and got[b"00398"] == b"new"
+        assert got[b"0"] == b"first" and got[b"99999"] == b"last"
+        # a duplicate is refused whether or not it is the last key
+        for dup in (b"99999", b"00100"):
+            txn = env.begin(write=True)
+            assert mod.put_many(txn, [(db, dup, b"x", app | noov)]) == 0
+            txn.abort()
+        # appended pages are filled: 200 ascending 1 KB values take over 70 pages when
+        # each split halves a page, under 60 when it leaves the old page full
+        assert env.info()["last_pgno"] < 64
     finally:
         env.close()
 
