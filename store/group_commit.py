@@ -97,10 +97,13 @@ class GroupCommitWriter:
         *,
         max_batch: int = 1024,
         max_batch_bytes: int = 64 << 20,
+        split_at: int = 128,
         name: str = "store-writer",
     ) -> None:
         self.store = store
         self.max_batch = max(1, max_batch)
+        # A queue this long with nothing in flight is committed in two halves (_take_batch)
+        self.split_at = max(2, split_at)
         self.max_batch_bytes = max(1, max_batch_bytes)
         self._pending: collections.deque[_Pending] = collections.deque()
         self._wake = threading.Event()
@@ -202,7 +205,13 @@ class GroupCommitWriter:
         return self._thread.is_alive()
 
     # -- the thread -----------------------------------------------------------------------
-    def _take_batch(self) -> list[_Pending] | None:
+    def _take_batch(self, split: bool = False) -> list[_Pending] | None:
+        """The next batch: up to ``max_batch`` ops / ``max_batch_bytes`` of wire, groups whole.
+
+        ``split``: nothing is committed-but-unreleased, so take only half of a long queue
+        (at least ``split_at`` entries): the other half then commits while the event loop
+        resumes this half's callers (see :meth:`_run`), and the two halves keep alternating.
+        """
         pending = self._pending
         while not pending:
             if self._stopping:
@@ -218,6 +227,9 @@ class GroupCommitWriter:
         batch: list[_Pending] = []
         size = 0
         limit = self.max_batch
+        if split and len(pending) >= self.split_at and pending[0][1] is None:
+            # (a thread caller's batch is never held, so it gains nothing from halving)
+            limit = min(limit, len(pending) // 2)
         max_bytes = self.max_batch_bytes
         popleft, append = pending.popleft, batch.append
         n = 0
@@ -256,7 +268,7 @@ class GroupCommitWriter:
         while True:
             if held and not self._pending:
                 release_held(False)  # nothing queued behind it: tell its callers now
-            batch = self._take_batch()
+            batch = self._take_batch(split=self._hook and not held)
             if batch is None:
                 release_held(False)
                 return

@@ -100,6 +100,32 @@ def test_a_held_batch_is_released_before_the_next_commit(tmp_path: Path) -> None
     backend.close()
 
 
+def test_a_long_queue_of_event_loop_callers_is_committed_in_two_halves(tmp_path: Path) -> None:
+    """With nothing in flight, a long asyncio queue is split so that one half commits while
+    the loop resumes the other half's callers; thread callers are never split (above)."""
+    gate = threading.Event()
+    backend = CommitLog(tmp_path / "s", gate=gate)
+    wires = [make_wire(i, payload_size=32) for i in range(301)]
+
+    async def main() -> None:
+        store = AsyncBundleStore(backend)
+        bid, wire, bundle = wires[0]
+        # a thread caller's op keeps the writer busy (and, never held, leaves nothing in flight)
+        first = store.writer.submit(PutOp(bid.key(), wire, meta_for(bundle)))
+        while not backend.entered.is_set():
+            await asyncio.sleep(0.001)
+        rest = [store.put(b, w, meta_for(x)) for b, w, x in wires[1:]]
+        gate.set()  # ... while 300 puts queue up
+        done = await asyncio.gather(*rest)
+        assert all(meta.size > 0 for meta in done) and first.result(5).size > 0
+        assert (await store.stats()).count == 301
+        assert backend.check() == []
+        await store.aclose()
+
+    asyncio.run(main())
+    assert backend.batch_sizes == [1, 150, 150]
+
+
 def test_failures_in_a_held_batch_are_still_delivered(tmp_path: Path) -> None:
     backend = LmdbBundleStore(tmp_path / "s")
     bundles = [make_wire(i) for i in range(20)]
