@@ -1,5 +1,6 @@
 """Type stub of the compiled twin of :mod:`waystation.store.pyrecords` (see ext/storerec.pyx)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from waystation.store.api import BundleMeta
@@ -21,3 +22,13 @@ def pack_deletion(
     seq: int, key: bytes, disposition: str, reason: int, time_ms: int, meta: BundleMeta
 ) -> bytes: ...
 def unpack_meta(raw: bytes) -> BundleMeta: ...
+def stage_puts(
+    run: Sequence[Any],
+    start: int,
+    counters: list[int],
+    limits: tuple[int | None, int | None],
+    dbs: dict[str, Any],
+    flags: tuple[int, int],
+    out: tuple[list[Any], list[Any], dict[str, list[Any]], list[Any]],
+) -> int: ...
+def fill_in_run(accepted: Sequence[tuple[int, Any, int, int, int]], results: list[Any]) -> None: ...

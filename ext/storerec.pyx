@@ -36,9 +36,18 @@ import zlib
 import cbor2
 
 from waystation.store import pyrecords as _ref
-from waystation.store.api import BundleMeta, CustodyState, Disposition, Priority
+from waystation.store.api import BundleMeta, CustodyState, Disposition, Priority, StoreError
 
-__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put", "unpack_meta"]
+__all__ = [
+    "fill_in",
+    "fill_in_run",
+    "h8",
+    "index_keys",
+    "pack_deletion",
+    "pack_put",
+    "stage_puts",
+    "unpack_meta",
+]
 
 # Field order of BundleMeta (= to_cbor_obj order after the version); checked at import.
 _EXPECTED = (
@@ -435,6 +444,10 @@ def index_keys(key, m, seq_no=None):
 # -- records --------------------------------------------------------------------------------
 def pack_put(key, wire, meta, seq):
     """(stored meta record, CRC-32 of ``wire``, index entries); see ``pyrecords.pack_put``."""
+    return _pack_put(key, wire, meta, seq)
+
+
+cdef tuple _pack_put(object key, object wire, object meta, object seq):
     cdef Item items[NF + 1]
     cdef object keep = None
     cdef uint64_t useq, checksum
@@ -452,6 +465,61 @@ def pack_put(key, wire, meta, seq):
         except _Fallback:
             pass
     return _ref.pack_put(key, wire, meta, seq)
+
+
+def stage_puts(run, Py_ssize_t start, list counters, tuple limits, dict dbs, tuple flags,
+               tuple out):
+    """Stage a run of puts for one bulk insert; see ``pyrecords.stage_puts``."""
+    cdef Py_ssize_t i = start, n = len(run), size
+    cdef list meta_items = out[0], data_items = out[1], accepted = out[3], lst
+    cdef dict ix_items = out[2]
+    cdef tuple entry
+    cdef object seq = counters[0], count = counters[1], used = counters[2]
+    cdef object max_count = limits[0], max_bytes = limits[1]
+    cdef object meta_flags = flags[0], other_flags = flags[1]
+    cdef object db_meta = dbs["meta"], db_data = dbs["data"]
+    while i < n:
+        op = run[i]
+        key = op.key
+        wire = op.wire
+        meta = op.meta
+        if type(key) is not bytes or type(wire) is not bytes:
+            break
+        size = PyBytes_GET_SIZE(wire)
+        if not 0 < PyBytes_GET_SIZE(key) <= 400 or size == 0:
+            break
+        if max_count is not None and count >= max_count:
+            break
+        if max_bytes is not None and used + size > max_bytes:
+            break
+        try:
+            packed, checksum, entries = _pack_put(key, wire, meta, seq + 1)
+        except (StoreError, TypeError):
+            break
+        seq += 1
+        count += 1
+        used += size
+        meta_items.append((db_meta, key, packed, meta_flags))
+        data_items.append((db_data, key, wire, other_flags))
+        for entry in entries:
+            name = entry[0]
+            lst = ix_items.get(name)
+            if lst is None:
+                lst = ix_items[name] = []
+            lst.append((dbs[name], entry[1], entry[2], other_flags))
+        accepted.append((i, meta, size, seq, checksum))
+        i += 1
+    counters[0] = seq
+    counters[1] = count
+    counters[2] = used
+    return i
+
+
+def fill_in_run(accepted, list results):
+    """``results[i] = fill_in(...)`` for each accepted put; see ``pyrecords.fill_in_run``."""
+    cdef tuple a
+    for a in accepted:
+        results[a[0]] = fill_in(a[1], a[2], a[3], a[4])
 
 
 def pack_deletion(seq, key, disposition, reason, time_ms, meta):

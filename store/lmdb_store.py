@@ -86,10 +86,12 @@ from waystation.store.lmdb_binding import driver as lmdb
 from waystation.store.ops import DeleteOp, PutOp, StoreOp, SweepOp, UpdateOp
 from waystation.store.records import (
     fill_in,
+    fill_in_run,
     h8,
     index_keys,
     pack_deletion,
     pack_put,
+    stage_puts,
     unpack_meta,
 )
 
@@ -509,22 +511,34 @@ class LmdbBundleStore:
         """
         results: list[Any] = [None] * len(run)
         quota = self.quota
-        max_count, max_bytes = quota.max_count, quota.max_bytes
-        count, used, seq = state.count, state.bytes, state.seq
-        noov = lmdb.NOOVERWRITE
-        db_meta, db_data, dbs = self._db_meta, self._db_data, self._dbs
+        limits = (quota.max_count, quota.max_bytes)
+        # APPEND: bundle keys (source, creation time) and the index keys after them mostly
+        # ascend, and an appended key fills the last leaf page instead of splitting it in half
+        # -- about a third fewer pages per commit. A key that does not sort last is put plainly.
+        app = lmdb.APPEND
+        flags = (lmdb.NOOVERWRITE | app, app)
+        db_meta, dbs = self._db_meta, self._dbs
         meta_items: list[tuple[Any, bytes, bytes, int]] = []
-        data_items: list[tuple[Any, bytes, bytes, int]] = []
         ix_items: dict[str, list[tuple[Any, bytes, bytes, int]]] = {}
         accepted: list[tuple[int, BundleMeta, int, int, int]] = []
-        for i, op in enumerate(run):
+        out = (meta_items, [], ix_items, accepted)
+        counters = [state.seq, state.count, state.bytes]
+        i, n = 0, len(run)
+        while True:
+            # the plain puts in one compiled loop (records.stage_puts); the op it stops at gets
+            # the careful path here, which names its error or finds it a duplicate
+            i = stage_puts(run, i, counters, limits, dbs, flags, out)
+            if i >= n:
+                break
+            op = run[i]
             try:
                 # ops may come straight from a caller (writer.submit), not via put()
                 key, wire = bundle_key(op.key), check_wire(op.wire)
                 meta = op.meta
+                seq, count, used = counters
                 size = len(wire)
-                if (max_count is not None and count >= max_count) or (
-                    max_bytes is not None and used + size > max_bytes
+                if (limits[0] is not None and count >= limits[0]) or (
+                    limits[1] is not None and used + size > limits[1]
                 ):
                     if any(item[1] == key for item in meta_items):
                         raise _SlowPath  # a duplicate within this run: let _put_in name it
@@ -532,31 +546,25 @@ class LmdbBundleStore:
                     if txn.get(key, db=db_meta) is not None:
                         raise DuplicateBundle(key)
                     quota.check(count, used, size)
-                packed, checksum, ix_entries = pack_put(key, wire, meta, seq + 1)
+                # a bytes-like key or wire given as another type: stage it as bytes
+                staged = stage_puts([PutOp(key, wire, meta)], 0, counters, limits, dbs, flags, out)
+                if staged:
+                    accepted[-1] = (i, *accepted[-1][1:])
+                else:
+                    pack_put(key, wire, meta, seq + 1)  # raises what is wrong with meta
+                    raise StoreError(f"put of {key!r} could not be staged")
             except (StoreError, TypeError) as exc:
                 results[i] = exc
-                continue
-            seq += 1
-            count += 1
-            used += size
-            meta_items.append((db_meta, key, packed, noov))
-            data_items.append((db_data, key, wire, 0))
-            for name, ix, value in ix_entries:
-                lst = ix_items.get(name)
-                if lst is None:
-                    lst = ix_items[name] = []
-                lst.append((dbs[name], ix, value, 0))
-            accepted.append((i, meta, size, seq, checksum))
+            i += 1
         if meta_items:
             items = meta_items
-            items += data_items
+            items += out[1]
             for lst in ix_items.values():
                 items += lst
             if lmdb.put_many(txn, items) != len(items):
                 raise _SlowPath  # only metas carry NOOVERWRITE: a duplicate key
-        state.count, state.bytes, state.seq = count, used, seq
-        for i, meta, size, seq_i, checksum in accepted:
-            results[i] = fill_in(meta, size, seq_i, checksum)
+        state.seq, state.count, state.bytes = counters
+        fill_in_run(accepted, results)
         return results
 
     def _delete_ops(self, txn: Any, state: _Counters, run: Sequence[DeleteOp]) -> list[Any]:
@@ -635,7 +643,7 @@ class LmdbBundleStore:
             deletes.append((db_log, _U64.pack(seq_i)))
         lmdb.delete_many(txn, deletes)
         puts = [
-            (db_log, _U64.pack(rec.seq), packed, 0)
+            (db_log, _U64.pack(rec.seq), packed, lmdb.APPEND)  # log sequence numbers ascend
             for rec, packed in zip(records, packed_log)
             if rec.seq > first
         ]

@@ -12,7 +12,10 @@ What the LMDB backend writes for one bundle is decided here and only here:
 * :func:`unpack_meta` — a stored metadata record back into a :class:`BundleMeta`
   (``BundleMeta.from_cbor``: StoreCorrupt on anything damaged);
 * :func:`pack_deletion` — a deletion-log record (``DeletionRecord.to_cbor`` of the bundle's
-  metadata with ``deletion_reason`` set), without copying the metadata.
+  metadata with ``deletion_reason`` set), without copying the metadata;
+* :func:`stage_puts` / :func:`fill_in_run` — :func:`pack_put` and :func:`fill_in` over a run
+  of puts, producing the LMDB backend's bulk-insert items directly (the writer thread's
+  per-bundle loop, which holds the GIL while the event loop waits for it).
 
 ``waystation.ext.storerec`` is the compiled twin (same names, byte-identical output, the same
 exceptions: anything it does not recognise it hands to these functions). Select between them
@@ -24,13 +27,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import cbor2
 from waystation.store._common import check_meta, fill_in, stored_record
-from waystation.store.api import BundleMeta, InvalidMeta
+from waystation.store.api import BundleMeta, InvalidMeta, StoreError
 
-__all__ = ["fill_in", "h8", "index_keys", "pack_deletion", "pack_put", "unpack_meta"]
+__all__ = [
+    "fill_in",
+    "fill_in_run",
+    "h8",
+    "index_keys",
+    "pack_deletion",
+    "pack_put",
+    "stage_puts",
+    "unpack_meta",
+]
 
 _U64 = struct.Struct(">Q")
 _DELETION_REASON_AT = 14  # index of deletion_reason in BundleMeta.to_cbor_obj()
@@ -82,6 +95,68 @@ def pack_put(key: bytes, wire: bytes, meta: Any, seq: int) -> tuple[bytes, int, 
     meta = check_meta(meta)
     packed, checksum = stored_record(meta, wire, seq)
     return packed, checksum, index_keys(key, meta, seq)
+
+
+def stage_puts(
+    run: Sequence[Any],
+    start: int,
+    counters: list[int],
+    limits: tuple[int | None, int | None],
+    dbs: dict[str, Any],
+    flags: tuple[int, int],
+    out: tuple[list[Any], list[Any], dict[str, list[Any]], list[Any]],
+) -> int:
+    """Stage ``run[start:]`` (``PutOp``-like: ``.key``, ``.wire``, ``.meta``) for one bulk insert.
+
+    ``counters`` is ``[seq, count, bytes]`` before the first op, updated in place; ``limits``
+    ``(max_count, max_bytes)``; ``dbs`` maps ``"meta"``, ``"data"`` and each index name to its
+    handle; ``flags`` ``(meta flags, data and index flags)``. Each staged put appends
+    ``(db, key, value, flags)`` items to ``out = (meta items, data items, {index name: items},
+    accepted)`` and ``(position, meta, size, seq, checksum)`` to ``accepted``, taking the next
+    ``seq``. Stops at the first op that is not a plain valid put within the limits (bad key,
+    wire or meta; a quota crossed) and returns its position -- ``len(run)`` when all are
+    staged: the caller takes that one through its careful path, then calls again after it.
+    """
+    seq, count, used = counters
+    max_count, max_bytes = limits
+    meta_items, data_items, ix_items, accepted = out
+    meta_flags, other_flags = flags
+    db_meta, db_data = dbs["meta"], dbs["data"]
+    i, n = start, len(run)
+    while i < n:
+        op = run[i]
+        key, wire, meta = op.key, op.wire, op.meta
+        if type(key) is not bytes or not 0 < len(key) <= 400 or type(wire) is not bytes:
+            break
+        size = len(wire)
+        if not size or (max_count is not None and count >= max_count):
+            break
+        if max_bytes is not None and used + size > max_bytes:
+            break
+        try:
+            packed, checksum, entries = pack_put(key, wire, meta, seq + 1)
+        except (StoreError, TypeError):
+            break
+        seq += 1
+        count += 1
+        used += size
+        meta_items.append((db_meta, key, packed, meta_flags))
+        data_items.append((db_data, key, wire, other_flags))
+        for name, ix, value in entries:
+            lst = ix_items.get(name)
+            if lst is None:
+                lst = ix_items[name] = []
+            lst.append((dbs[name], ix, value, other_flags))
+        accepted.append((i, meta, size, seq, checksum))
+        i += 1
+    counters[0], counters[1], counters[2] = seq, count, used
+    return i
+
+
+def fill_in_run(accepted: Sequence[tuple[int, Any, int, int, int]], results: list[Any]) -> None:
+    """``results[i] = fill_in(meta, size, seq, checksum)`` for each entry of ``accepted``."""
+    for i, meta, size, seq, checksum in accepted:
+        results[i] = fill_in(meta, size, seq, checksum)
 
 
 def pack_deletion(

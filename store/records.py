@@ -20,10 +20,12 @@ from waystation.store import pyrecords as _pyrecords
 __all__ = [
     "IMPLEMENTATION",
     "fill_in",
+    "fill_in_run",
     "h8",
     "index_keys",
     "pack_deletion",
     "pack_put",
+    "stage_puts",
     "unpack_meta",
 ]
 
@@ -35,10 +37,12 @@ def _select() -> tuple[ModuleType, str]:
 _impl, IMPLEMENTATION = _select()
 
 fill_in = _impl.fill_in
+fill_in_run = _impl.fill_in_run
 h8 = _impl.h8
 index_keys = _impl.index_keys
 pack_put = _impl.pack_put
 pack_deletion = _impl.pack_deletion
+stage_puts = _impl.stage_puts
 unpack_meta = _impl.unpack_meta
 
 
