@@ -651,6 +651,61 @@ cdef object _rd_text(Reader *r, bint nonempty):
     return out
 
 
+cdef object _rd_any(Reader *r, int depth):
+    """One CBOR item of the plain kind ``extra`` holds: ints, strings, arrays, maps with int or
+    string keys, booleans and null -- what ``cbor2.loads`` gives for it. Anything else (tags,
+    floats, indefinite lengths, other keys, deep nesting) is left to the reference."""
+    cdef uint8_t major
+    cdef uint64_t v
+    cdef Py_ssize_t i
+    cdef dict d
+    cdef list lst
+    if depth > 16:
+        raise _Fallback
+    v = _rd_head(r, &major)
+    if major == 0:
+        return PyLong_FromUnsignedLongLong(v)
+    if major == 1:
+        return -1 - PyLong_FromUnsignedLongLong(v)
+    if major == 2 or major == 3:
+        if <Py_ssize_t>v > r.n - r.pos or v > 0x7FFFFFFF:
+            raise _Fallback
+        if major == 2:
+            out = PyBytes_FromStringAndSize(<const char *>(r.p + r.pos), <Py_ssize_t>v)
+        else:
+            try:
+                out = PyUnicode_DecodeUTF8(<const char *>(r.p + r.pos), <Py_ssize_t>v, "strict")
+            except UnicodeDecodeError:
+                raise _Fallback
+        r.pos += <Py_ssize_t>v
+        return out
+    if major == 4:
+        if <Py_ssize_t>v > r.n - r.pos:  # each item takes at least one byte
+            raise _Fallback
+        lst = []
+        for i in range(<Py_ssize_t>v):
+            lst.append(_rd_any(r, depth + 1))
+        return lst
+    if major == 5:
+        if <Py_ssize_t>v > r.n - r.pos:
+            raise _Fallback
+        d = {}
+        for i in range(<Py_ssize_t>v):
+            key = _rd_any(r, depth + 1)
+            if type(key) is not str and type(key) is not int:
+                raise _Fallback
+            d[key] = _rd_any(r, depth + 1)
+        return d
+    if major == 7:
+        if v == 20:
+            return False
+        if v == 21:
+            return True
+        if v == 22:
+            return None
+    raise _Fallback
+
+
 cdef inline object _rd_opt_text(Reader *r):
     if _rd_null(r):
         return None
@@ -702,9 +757,9 @@ def unpack_meta(raw):
             ws_slot_set(meta, _OFF[F_TOTAL], _rd_opt_uint(&r))
             ws_slot_set(meta, _OFF[F_REPORT], _rd_opt_text(&r))
             ws_slot_set(meta, _OFF[F_DELREASON], _rd_opt_uint(&r))
-            if _rd_head(&r, &major) != 0 or major != 5:  # only an empty extra map here
+            if r.pos >= r.n or r.p[r.pos] >> 5 != 5:  # extra is a map, or the reference decides
                 raise _Fallback
-            ws_slot_set(meta, _OFF[F_EXTRA], {})
+            ws_slot_set(meta, _OFF[F_EXTRA], _rd_any(&r, 0))
             ws_slot_set(meta, _OFF[F_SIZE], _rd_uint(&r))
             ws_slot_set(meta, _OFF[F_SEQ], _rd_uint(&r))
             ws_slot_set(meta, _OFF[F_CHECKSUM], _rd_uint(&r))
