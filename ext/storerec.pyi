@@ -32,3 +32,10 @@ def stage_puts(
     out: tuple[list[Any], list[Any], dict[str, list[Any]], list[Any]],
 ) -> int: ...
 def fill_in_run(accepted: Sequence[tuple[int, Any, int, int, int]], results: list[Any]) -> None: ...
+def stage_deletes(
+    specs: Sequence[Any],
+    get_meta: Any,
+    del_seq: int,
+    dbs: dict[str, Any],
+    out: tuple[list[Any], list[Any], list[Any], list[bytes]],
+) -> tuple[int, int, int]: ...

@@ -36,7 +36,18 @@ import zlib
 import cbor2
 
 from waystation.store import pyrecords as _ref
-from waystation.store.api import BundleMeta, CustodyState, Disposition, Priority, StoreError
+from waystation.store._common import check_reason as _check_reason
+from waystation.store._common import dtn_now_ms as _dtn_now_ms
+from waystation.store.api import (
+    BundleMeta,
+    BundleNotFound,
+    CustodyState,
+    DeletionRecord,
+    Disposition,
+    InvalidMeta,
+    Priority,
+    StoreError,
+)
 
 __all__ = [
     "fill_in",
@@ -45,6 +56,7 @@ __all__ = [
     "index_keys",
     "pack_deletion",
     "pack_put",
+    "stage_deletes",
     "stage_puts",
     "unpack_meta",
 ]
@@ -81,6 +93,9 @@ cdef enum:
 
 cdef Py_ssize_t _OFF[NF]
 cdef bint _FAST = False
+# DeletionRecord's slots (seq, key, disposition, reason, time_ms, meta), if plain slots
+cdef Py_ssize_t _DOFF[6]
+cdef bint _DFAST = False
 
 
 def _init_offsets():
@@ -99,6 +114,25 @@ def _init_offsets():
 
 
 _init_offsets()
+
+
+def _init_deletion_offsets():
+    global _DFAST
+    names = ("seq", "key", "disposition", "reason", "time_ms", "meta")
+    from dataclasses import fields
+    if tuple(f.name for f in fields(DeletionRecord)) != names or hasattr(
+        DeletionRecord, "__post_init__"
+    ):
+        return
+    cdef int i
+    for i in range(6):
+        _DOFF[i] = ws_slot_offset(DeletionRecord.__dict__[names[i]])
+        if _DOFF[i] < 0:
+            return
+    _DFAST = True
+
+
+_init_deletion_offsets()
 #: True when the slot layout of BundleMeta is the one this module was written for.
 FAST_PATH = _FAST
 
@@ -524,6 +558,11 @@ def fill_in_run(accepted, list results):
 
 def pack_deletion(seq, key, disposition, reason, time_ms, meta):
     """A deletion-log record without copying ``meta``; see ``pyrecords.pack_deletion``."""
+    return _pack_deletion(seq, key, disposition, reason, time_ms, meta)
+
+
+cdef bytes _pack_deletion(object seq, object key, object disposition, object reason,
+                          object time_ms, object meta):
     cdef Item items[6 + NF + 1]
     cdef object keep = None
     cdef Py_ssize_t n
@@ -715,6 +754,10 @@ cdef inline object _rd_opt_text(Reader *r):
 def unpack_meta(raw):
     """``BundleMeta.from_cbor(raw)`` for records in the shape the store writes (else the
     reference decodes it, and raises StoreCorrupt exactly as it would)."""
+    return _unpack_meta(raw)
+
+
+cdef object _unpack_meta(object raw):
     cdef Reader r
     cdef uint8_t major
     cdef uint64_t v
@@ -769,3 +812,74 @@ def unpack_meta(raw):
         except _Fallback:
             pass
     return _ref_unpack_meta(raw)
+
+
+# -- a run of deletes -----------------------------------------------------------------------
+def stage_deletes(specs, get_meta, del_seq, dict dbs, tuple out):
+    """Stage a run of deletes; see ``pyrecords.stage_deletes``."""
+    cdef list results = out[0], deletes = out[1], records = out[2], packed_log = out[3]
+    cdef object db_meta = dbs["meta"], db_data = dbs["data"]
+    cdef set gone = set()
+    cdef Py_ssize_t removed = 0
+    cdef object freed = 0
+    cdef tuple entry
+    for spec in specs:
+        if type(spec) is not tuple:
+            if isinstance(spec, BaseException):
+                results.append(spec)
+                continue
+        key, reason, disposition, now_ms = spec
+        try:
+            if type(reason) is not int or not 0 <= reason <= 255:
+                reason = _check_reason(reason)
+            if disposition.__class__ is not _Disposition:
+                try:
+                    disposition = _Disposition(disposition)
+                except ValueError:
+                    raise InvalidMeta(f"unknown disposition {disposition!r}") from None
+            raw = None if key in gone else get_meta(key)
+            if raw is None:
+                raise BundleNotFound(key)
+            meta = _unpack_meta(raw)
+        except (StoreError, TypeError) as exc:
+            results.append(exc)
+            continue
+        gone.add(key)
+        for entry in _index_keys(key, meta):
+            deletes.append((dbs[entry[0]], entry[1]))
+        deletes.append((db_meta, key))
+        deletes.append((db_data, key))
+        removed += 1
+        freed += meta.size
+        del_seq += 1
+        time_ms = _dtn_now_ms() if now_ms is None else now_ms
+        packed_log.append(_pack_deletion(del_seq, key, disposition, reason, time_ms, meta))
+        meta.deletion_reason = reason
+        record = _deletion_record(del_seq, key, disposition, reason, time_ms, meta)
+        records.append(record)
+        results.append(record)
+    return del_seq, removed, freed
+
+
+cdef list _index_keys(object key, object m):
+    if _FAST and type(key) is bytes and type(m) is _BundleMeta:
+        try:
+            return _index_fast(key, m, _u64(_slot(m, F_SEQ)))
+        except _Fallback:
+            pass
+    return _ref.index_keys(key, m)
+
+
+cdef object _deletion_record(object seq, object key, object disposition, object reason,
+                             object time_ms, object meta):
+    """``DeletionRecord(...)`` without its frozen dataclass ``__init__`` (slot stores)."""
+    if not _DFAST:
+        return DeletionRecord(seq, key, disposition, reason, time_ms, meta)
+    rec = ws_alloc(DeletionRecord)
+    ws_slot_set(rec, _DOFF[0], seq)
+    ws_slot_set(rec, _DOFF[1], key)
+    ws_slot_set(rec, _DOFF[2], disposition)
+    ws_slot_set(rec, _DOFF[3], reason)
+    ws_slot_set(rec, _DOFF[4], time_ms)
+    ws_slot_set(rec, _DOFF[5], meta)
+    return rec

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import struct
@@ -91,6 +92,7 @@ from waystation.store.records import (
     index_keys,
     pack_deletion,
     pack_put,
+    stage_deletes,
     stage_puts,
     unpack_meta,
 )
@@ -592,46 +594,16 @@ class LmdbBundleStore:
         write, so an error cannot leave a half-applied run behind.
         """
         dbs = self._dbs
-        db_meta, db_data, db_log = self._db_meta, self._db_data, dbs["dellog"]
+        db_log = dbs["dellog"]
         results: list[Any] = []
         deletes: list[tuple[Any, bytes]] = []
         records: list[DeletionRecord] = []
         packed_log: list[bytes] = []
-        gone: set[bytes] = set()
-        count, used, del_seq = state.count, state.bytes, state.del_seq
-        for spec in specs:
-            if isinstance(spec, BaseException):
-                results.append(spec)
-                continue
-            key, reason, disposition, now_ms = spec
-            try:
-                reason = check_reason(reason)
-                if disposition.__class__ is not Disposition:  # the enum call costs ~1 us
-                    try:
-                        disposition = Disposition(disposition)
-                    except ValueError:
-                        raise InvalidMeta(f"unknown disposition {disposition!r}") from None
-                if key in gone:
-                    raise BundleNotFound(key)
-                meta = self._load_meta(txn, key)
-            except (StoreError, TypeError) as exc:
-                results.append(exc)
-                continue
-            gone.add(key)
-            for name, ix, _ in index_keys(key, meta):
-                deletes.append((dbs[name], ix))
-            deletes.append((db_meta, key))
-            deletes.append((db_data, key))
-            count -= 1
-            used -= meta.size
-            del_seq += 1
-            time_ms = dtn_now_ms() if now_ms is None else now_ms
-            # the packed record is DeletionRecord.to_cbor() of this very record
-            packed_log.append(pack_deletion(del_seq, key, disposition, reason, time_ms, meta))
-            meta.deletion_reason = reason  # meta was just decoded: ours, no copy needed
-            record = DeletionRecord(del_seq, key, disposition, reason, time_ms, meta)
-            records.append(record)
-            results.append(record)
+        get_meta = functools.partial(txn.get, db=self._db_meta)
+        del_seq, removed, freed = stage_deletes(
+            specs, get_meta, state.del_seq, dbs, (results, deletes, records, packed_log)
+        )
+        count, used = state.count - removed, state.bytes - freed
         if not records:
             return results
         # The log keeps the newest ``deletion_log`` records: trim what existed before this run

@@ -15,7 +15,9 @@ What the LMDB backend writes for one bundle is decided here and only here:
   metadata with ``deletion_reason`` set), without copying the metadata;
 * :func:`stage_puts` / :func:`fill_in_run` — :func:`pack_put` and :func:`fill_in` over a run
   of puts, producing the LMDB backend's bulk-insert items directly (the writer thread's
-  per-bundle loop, which holds the GIL while the event loop waits for it).
+  per-bundle loop, which holds the GIL while the event loop waits for it);
+* :func:`stage_deletes` — the same for a run of deletes: each bundle's metadata decoded, its
+  keys to remove, its deletion-log record and its :class:`DeletionRecord`.
 
 ``waystation.ext.storerec`` is the compiled twin (same names, byte-identical output, the same
 exceptions: anything it does not recognise it hands to these functions). Select between them
@@ -31,8 +33,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import cbor2
-from waystation.store._common import check_meta, fill_in, stored_record
-from waystation.store.api import BundleMeta, InvalidMeta, StoreError
+from waystation.store._common import (
+    check_meta,
+    check_reason,
+    dtn_now_ms,
+    fill_in,
+    stored_record,
+)
+from waystation.store.api import (
+    BundleMeta,
+    BundleNotFound,
+    DeletionRecord,
+    Disposition,
+    InvalidMeta,
+    StoreError,
+)
 
 __all__ = [
     "fill_in",
@@ -41,6 +56,7 @@ __all__ = [
     "index_keys",
     "pack_deletion",
     "pack_put",
+    "stage_deletes",
     "stage_puts",
     "unpack_meta",
 ]
@@ -157,6 +173,64 @@ def fill_in_run(accepted: Sequence[tuple[int, Any, int, int, int]], results: lis
     """``results[i] = fill_in(meta, size, seq, checksum)`` for each entry of ``accepted``."""
     for i, meta, size, seq, checksum in accepted:
         results[i] = fill_in(meta, size, seq, checksum)
+
+
+def stage_deletes(
+    specs: Sequence[Any],
+    get_meta: Any,
+    del_seq: int,
+    dbs: dict[str, Any],
+    out: tuple[list[Any], list[Any], list[Any], list[bytes]],
+) -> tuple[int, int, int]:
+    """Stage a run of deletes; returns ``(last deletion-log seq, bundles removed, bytes freed)``.
+
+    ``specs`` holds ``(key, reason, disposition, now_ms or None)`` tuples, or an exception
+    (passed through as that spec's result); ``get_meta(key)`` gives a bundle's stored metadata
+    record or None. Appends to ``out = (results, keys to delete, records, packed log records)``:
+    each spec's result -- its :class:`DeletionRecord` (numbered from ``del_seq + 1``) or the
+    error (bad reason or disposition, ``BundleNotFound`` also for a key removed earlier in the
+    run, ``StoreCorrupt``) -- and, for each removed bundle, ``(db, key)`` for its index
+    entries, metadata and wire, and its packed deletion-log record. Only reads happen here.
+    """
+    results, deletes, records, packed_log = out
+    db_meta, db_data = dbs["meta"], dbs["data"]
+    gone: set[bytes] = set()
+    removed = freed = 0
+    for spec in specs:
+        if isinstance(spec, BaseException):
+            results.append(spec)
+            continue
+        key, reason, disposition, now_ms = spec
+        try:
+            reason = check_reason(reason)
+            if disposition.__class__ is not Disposition:  # the enum call costs ~1 us
+                try:
+                    disposition = Disposition(disposition)
+                except ValueError:
+                    raise InvalidMeta(f"unknown disposition {disposition!r}") from None
+            raw = None if key in gone else get_meta(key)
+            if raw is None:
+                raise BundleNotFound(key)
+            meta = unpack_meta(raw)
+        except (StoreError, TypeError) as exc:
+            results.append(exc)
+            continue
+        gone.add(key)
+        for name, ix, _ in index_keys(key, meta):
+            deletes.append((dbs[name], ix))
+        deletes.append((db_meta, key))
+        deletes.append((db_data, key))
+        removed += 1
+        freed += meta.size
+        del_seq += 1
+        time_ms = dtn_now_ms() if now_ms is None else now_ms
+        # the packed record is DeletionRecord.to_cbor() of this very record
+        packed_log.append(pack_deletion(del_seq, key, disposition, reason, time_ms, meta))
+        meta.deletion_reason = reason  # meta was just decoded: ours, no copy needed
+        record = DeletionRecord(del_seq, key, disposition, reason, time_ms, meta)
+        records.append(record)
+        results.append(record)
+    return del_seq, removed, freed
 
 
 def pack_deletion(

@@ -25,6 +25,7 @@ __all__ = [
     "index_keys",
     "pack_deletion",
     "pack_put",
+    "stage_deletes",
     "stage_puts",
     "unpack_meta",
 ]
@@ -42,6 +43,7 @@ h8 = _impl.h8
 index_keys = _impl.index_keys
 pack_put = _impl.pack_put
 pack_deletion = _impl.pack_deletion
+stage_deletes = _impl.stage_deletes
 stage_puts = _impl.stage_puts
 unpack_meta = _impl.unpack_meta
 

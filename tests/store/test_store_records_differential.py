@@ -188,6 +188,53 @@ def test_stage_puts_matches_reference(
     assert [op.meta for op in mine] == [op.meta for op in theirs]
 
 
+def _comparable(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        return ("raised", type(value), str(value))
+    return value
+
+
+def _stage_del(mod: ModuleType, specs: list[Any], stored: dict[bytes, bytes]) -> Any:
+    dbs = {name: name.upper() for name in ("meta", "data", *_IX_NAMES)}
+    out: tuple[list[Any], list[Any], list[Any], list[bytes]] = ([], [], [], [])
+    last = mod.stage_deletes(specs, stored.get, 40, dbs, out)
+    results, deletes, records, packed = out
+    return last, [_comparable(r) for r in results], deletes, records, packed
+
+
+reasons = st.integers(0, 255) | st.sampled_from([-1, 256, True, Flag(4), "3", None])
+dispositions = st.sampled_from([*Disposition, "forwarded", "nope", 3])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stored=st.lists(st.tuples(keys, good_meta()), max_size=4),
+    picks=st.lists(
+        st.tuples(st.integers(0, 5), reasons, dispositions, st.none() | u64)
+        | st.sampled_from([KeyError("bad op")]),
+        max_size=7,
+    ),
+    garbage=st.binary(max_size=8),
+)
+def test_stage_deletes_matches_reference(
+    fast: ModuleType,
+    stored: list[tuple[bytes, BundleMeta]],
+    picks: list[Any],
+    garbage: bytes,
+) -> None:
+    """Same results (records or errors), keys to delete and log records; unknown keys,
+    repeated keys, bad reasons/dispositions and a corrupt record included."""
+    records = {k: pyrecords.pack_put(k, b"w" * (i + 1), m, i + 1)[0] for i, (k, m) in
+               enumerate(stored)}
+    records[b"corrupt"] = garbage
+    names = [*records, b"missing"]
+    specs = [
+        p if isinstance(p, BaseException) else (names[p[0] % len(names)], *p[1:3], p[3] or 5)
+        for p in picks
+    ]
+    assert _stage_del(fast, specs, records) == _stage_del(pyrecords, specs, records)
+
+
 @settings(max_examples=200, deadline=None)
 @given(key=keys, wire=wires, meta=good_meta(), seq=u64)
 def test_pack_put_record_reads_back(
