@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from waystation.config import ConfigError, LinkConfig, RouteConfig, load_config
+from waystation.gctune import tune_gc
 from waystation.logsetup import configure_logging
 
 log = logging.getLogger("waystation.node")
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"waystation node: {exc}", file=sys.stderr)
         return 2
     configure_logging(cfg.log_level, cfg.log_format)
+    tune_gc()  # after imports and configuration: what exists now is frozen
     try:
         return asyncio.run(_main(cfg))
     except KeyboardInterrupt:
