@@ -467,6 +467,10 @@ cdef list _index_fast(bytes key, object meta, uint64_t seq):
 
 def index_keys(key, m, seq_no=None):
     """Every index entry of one bundle (see ``pyrecords.index_keys``)."""
+    return _index_keys(key, m, seq_no)
+
+
+cdef list _index_keys(object key, object m, object seq_no):
     if _FAST and type(key) is bytes and type(m) is _BundleMeta:
         try:
             return _index_fast(key, m, _u64(_slot(m, F_SEQ) if seq_no is None else seq_no))
@@ -845,7 +849,7 @@ def stage_deletes(specs, get_meta, del_seq, dict dbs, tuple out):
             results.append(exc)
             continue
         gone.add(key)
-        for entry in _index_keys(key, meta):
+        for entry in _index_keys(key, meta, None):
             deletes.append((dbs[entry[0]], entry[1]))
         deletes.append((db_meta, key))
         deletes.append((db_data, key))
@@ -859,15 +863,6 @@ def stage_deletes(specs, get_meta, del_seq, dict dbs, tuple out):
         records.append(record)
         results.append(record)
     return del_seq, removed, freed
-
-
-cdef list _index_keys(object key, object m):
-    if _FAST and type(key) is bytes and type(m) is _BundleMeta:
-        try:
-            return _index_fast(key, m, _u64(_slot(m, F_SEQ)))
-        except _Fallback:
-            pass
-    return _ref.index_keys(key, m)
 
 
 cdef object _deletion_record(object seq, object key, object disposition, object reason,
