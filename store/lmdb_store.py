@@ -60,11 +60,9 @@ from waystation.store._common import (
     check_int,
     check_limit,
     check_meta,
-    check_reason,
     check_text,
     check_time,
     check_wire,
-    dtn_now_ms,
 )
 from waystation.store.api import (
     BundleKeyLike,
@@ -73,7 +71,6 @@ from waystation.store.api import (
     DeletionRecord,
     Disposition,
     DuplicateBundle,
-    InvalidMeta,
     ReasonCode,
     StoreClosed,
     StoreCorrupt,
@@ -90,7 +87,6 @@ from waystation.store.records import (
     fill_in_run,
     h8,
     index_keys,
-    pack_deletion,
     pack_put,
     stage_deletes,
     stage_puts,
@@ -588,9 +584,9 @@ class LmdbBundleStore:
     ) -> list[Any]:
         """Delete many bundles: read every meta first, then ONE bulk delete and ONE bulk put.
 
-        Each spec gets the result ``_delete_in`` would give it (a ``DeletionRecord``, or the
-        error: ``BundleNotFound`` -- also for a key deleted earlier in this run --, a bad
-        reason or disposition); a failed one changes nothing. All reads happen before any
+        Each spec gets its result (a ``DeletionRecord``, or the error: ``BundleNotFound`` --
+        also for a key deleted earlier in this run --, a bad reason or disposition); a failed
+        one changes nothing. All reads happen before any
         write, so an error cannot leave a half-applied run behind.
         """
         dbs = self._dbs
@@ -652,30 +648,11 @@ class LmdbBundleStore:
         disposition: Disposition,
         now_ms: int | None,
     ) -> DeletionRecord:
-        dbs = self._dbs
-        reason = check_reason(reason)
-        if disposition.__class__ is not Disposition:  # the enum call costs ~1 us per delete
-            try:
-                disposition = Disposition(disposition)
-            except ValueError:
-                raise InvalidMeta(f"unknown disposition {disposition!r}") from None
-        meta = self._load_meta(txn, key)
-        for name, ix, _ in index_keys(key, meta):
-            txn.delete(ix, db=dbs[name])
-        txn.delete(key, db=dbs["meta"])
-        txn.delete(key, db=dbs["data"])
-        state.count -= 1
-        state.bytes -= meta.size
-        state.del_seq += 1
-        time_ms = dtn_now_ms() if now_ms is None else now_ms
-        # the packed record is DeletionRecord.to_cbor() of this very record
-        packed = pack_deletion(state.del_seq, key, disposition, reason, time_ms, meta)
-        meta.deletion_reason = reason  # meta was just decoded: ours, no copy needed
-        record = DeletionRecord(state.del_seq, key, disposition, reason, time_ms, meta)
-        txn.put(_U64.pack(record.seq), packed, db=dbs["dellog"])
-        while state.del_seq - state.del_first > self._deletion_log:
-            state.del_first += 1
-            txn.delete(_U64.pack(state.del_first), db=dbs["dellog"])
+        """One delete: a run of one (:meth:`_delete_run`), its error raised."""
+        (result,) = self._delete_run(txn, state, [(key, reason, disposition, now_ms)])
+        if isinstance(result, BaseException):
+            raise result
+        record: DeletionRecord = result
         return record
 
     def _sweep_in(
