@@ -7,7 +7,10 @@ Fragmentation rules implemented by :func:`split_bundle` / :func:`fragment_bundle
   ``memoryview`` slices of the original payload;
 * each fragment's primary block is the original's with IS_FRAGMENT set, the fragment offset
   (relative to the *original* ADU, so re-fragmenting a fragment works) and total ADU length; its
-  CRC is recomputed by the encoder;
+  CRC is recomputed by the encoder. An original without a primary-block CRC relies on a BIB
+  targeting the primary (§4.3.1: the CRC is omitted if and only if one does); a fragment that
+  does not carry such a BIB (it is not replicated into every fragment) gets a CRC-32C instead,
+  or it would be an invalid bundle;
 * the fragment with offset 0 (when the original is whole, or is itself the offset-0 fragment)
   gets every extension block; every other fragment gets only the blocks flagged
   REPLICATE_IN_EVERY_FRAGMENT. When a fragment with a non-zero offset is split again, its
@@ -30,7 +33,16 @@ from .codec import encode_bundle
 from .dtntime import CreationTimestamp
 from .eid import EndpointID
 from .errors import ReassemblyError, ValidationError
-from .model import BlockFlags, BlockType, Bundle, BundleFlags, CanonicalBlock, PrimaryBlock
+from .model import (
+    BlockFlags,
+    BlockType,
+    Bundle,
+    BundleFlags,
+    CanonicalBlock,
+    CRCType,
+    PrimaryBlock,
+)
+from .validate import bib_targets
 
 __all__ = ["Reassembler", "encoded_size", "fragment_bundle", "reassemble", "split_bundle"]
 
@@ -43,9 +55,13 @@ def _fragment(
     bundle: Bundle, start: int, end: int, blocks: list[CanonicalBlock], total: int, base: int
 ) -> Bundle:
     p = bundle.primary
+    crc_type = p.crc_type
+    if crc_type == CRCType.NONE and not any(_protects_primary(b) for b in blocks):
+        crc_type = CRCType.CRC32C  # §4.3.1: without a BIB over it the primary needs a CRC
     primary = replace(
         p,
         flags=p.flags | BundleFlags.IS_FRAGMENT,
+        crc_type=crc_type,
         fragment_offset=base + start,
         total_adu_length=total,
     )
@@ -54,6 +70,14 @@ def _fragment(
     view = view if isinstance(view, memoryview) else memoryview(view)
     payload = replace(payload_block, data=view[start:end])
     return Bundle(primary, [replace(b) for b in blocks] + [payload])
+
+
+def _protects_primary(block: CanonicalBlock) -> bool:
+    """Is ``block`` a BIB with the primary block (number 0) among its targets?"""
+    if block.block_type != BlockType.BLOCK_INTEGRITY:
+        return False
+    targets = bib_targets(block.data)
+    return targets is not None and 0 in targets
 
 
 def _origin(bundle: Bundle) -> tuple[int, int]:

@@ -11,7 +11,14 @@ from waystation.bundle.builder import build_bundle
 from waystation.bundle.dtntime import CreationTimestamp
 from waystation.bundle.errors import ReassemblyError, ValidationError
 from waystation.bundle.fragment import Reassembler, fragment_bundle, reassemble, split_bundle
-from waystation.bundle.model import BlockFlags, BlockType, Bundle, BundleFlags, CanonicalBlock
+from waystation.bundle.model import (
+    BlockFlags,
+    BlockType,
+    Bundle,
+    BundleFlags,
+    CanonicalBlock,
+    CRCType,
+)
 
 from tests.strategies import bundles
 
@@ -42,6 +49,23 @@ def test_split_follows_5_8(impl: ModuleType) -> None:
     # blocks are copies: changing one fragment's block does not change the other's
     first.blocks[1].data = b"changed"
     assert second.blocks[0].data != b"changed"
+
+
+def test_a_fragment_without_the_bib_over_the_primary_gets_a_crc(impl: ModuleType) -> None:
+    """§4.3.1: a primary block has no CRC only while a BIB targets it. The BIB is not
+    replicated, so the later fragments' primaries must carry a CRC (found by hypothesis:
+    the fragment decoded as invalid)."""
+    b = original()
+    b.primary.crc_type = CRCType.NONE
+    bib = CanonicalBlock(BlockType.BLOCK_INTEGRITY, 2, 0, 0, b"\x82\x00\x01")  # targets 0
+    b.blocks.insert(0, bib)
+    assert impl.decode_bundle(impl.encode_bundle(b)) == b
+    first, second = split_bundle(b, 300)
+    assert first.primary.crc_type == CRCType.NONE  # still under the BIB
+    assert second.primary.crc_type == CRCType.CRC32C
+    for f in (first, second, *fragment_bundle(b, 700)):
+        assert impl.decode_bundle(impl.encode_bundle(f)) == f
+    assert reassemble([second, first]) == b
 
 
 def test_refragmenting_keeps_offsets_relative_to_original() -> None:
