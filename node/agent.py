@@ -35,6 +35,7 @@ Duplicates (same bundle ID, §5.9) are suppressed while held and for their lifet
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -95,6 +96,10 @@ class AgentConfig:
     report_lifetime_ms: int = 24 * 3600 * 1000
     link_window: int = 512  # transmissions in flight per link
     echo_lifetime_ms: int | None = None  # None: the echoed bundle keeps the request's lifetime
+    # Released bundle IDs remembered for duplicate suppression (§5.9) until their expiry, but
+    # at most this many (the newest): at 10k bundles/s with hour-long lifetimes an unbounded
+    # set would hold 36M keys. About 150 bytes each.
+    seen_max: int = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +350,7 @@ class Agent:
         self._queues: dict[str, list[tuple[int, int, bytes]]] = {}  # neighbour -> heap
         self._waiting: set[bytes] = set()
         self._seen: dict[bytes, int] = {}  # recently released key -> expiry (dedup, §5.9)
+        self._seen_prune_at = min(1024, self.config.seen_max)  # see _prune_seen
         self._expiry_heap: list[tuple[int, bytes]] = []
         self._seq = 0
         # Endpoints with stored bundles but no registration (§5.7 step 2: delivery deferred).
@@ -1063,9 +1069,22 @@ class Agent:
                 if reg is not None:
                     reg.in_flight.discard(key)
             out += self._release(now_ms, h, Disposition.EXPIRED, ReasonCode.LIFETIME_EXPIRED)
-        if len(self._seen) > 1024:
-            self._seen = {k: e for k, e in self._seen.items() if e > now_ms}
+        if len(self._seen) > self._seen_prune_at:
+            self._prune_seen(now_ms)
         return out
+
+    def _prune_seen(self, now_ms: int) -> None:
+        """Forget released IDs past their expiry, and the oldest beyond ``seen_max`` (the dict
+        keeps release order). The next prune waits until the set has doubled, so the cost per
+        release stays constant however many are remembered (pruning at a fixed size rebuilt a
+        dict of every ID released in the last hour on every tick)."""
+        seen = {k: e for k, e in self._seen.items() if e > now_ms}
+        excess = len(seen) - self.config.seen_max
+        if excess > 0:
+            seen = dict(itertools.islice(seen.items(), excess, None))
+        self._seen = seen
+        cap = self.config.seen_max
+        self._seen_prune_at = max(min(1024, cap), min(2 * len(seen), cap * 5 // 4))
 
     # -----------------------------------------------------------------------------------------
     # restart

@@ -355,6 +355,24 @@ def test_restore_expires_what_expired_while_down() -> None:
     assert store.stats().count == 0
 
 
+def test_released_ids_are_remembered_up_to_seen_max_newest_first() -> None:
+    """§5.9 duplicate suppression is bounded: beyond ``seen_max`` the oldest released IDs are
+    forgotten at the next tick, the newest are still refused as duplicates, and the set stops
+    growing however many bundles pass through."""
+    h = Harness(config=AgentConfig(seen_max=100))
+    h.run(h.agent.bind("dtn://a/inbox", "c"))
+    wires = [remote_bundle(seq=i, lifetime=3_600_000) for i in range(1_500)]
+    for wire in wires:
+        h.receive(wire)
+        h.ack_all("dtn://a/inbox")
+    assert h.store.stats().count == 0
+    h.run(h.agent.tick(h.now))
+    assert len(h.agent._seen) == 100
+    assert h.receptions[h.receive(wires[-1])] == (True, "dup")
+    assert h.receptions[h.receive(wires[-100])] == (True, "dup")
+    assert h.receptions[h.receive(wires[0])] != (True, "dup")
+
+
 def test_restart_remembers_released_bundles_from_the_deletion_log_until_they_expire() -> None:
     """§5.9 across a crash: what left custody before the restart is still a duplicate (the
     service feeds the store's deletion log to ``remember_released``), until it expires."""
