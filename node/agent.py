@@ -347,6 +347,8 @@ class Agent:
         self._pending: dict[bytes, _Pending] = {}
         self.registrations: dict[str, _Registration] = {}
         self.links: dict[str, _LinkState] = {}
+        # neighbour -> its links; rebuilt when links come and go, read per bundle (_up_link)
+        self._neighbour_links: dict[str, list[_LinkState]] = {}
         self._queues: dict[str, list[tuple[int, int, bytes]]] = {}  # neighbour -> heap
         self._waiting: set[bytes] = set()
         self._seen: dict[bytes, int] = {}  # recently released key -> expiry (dedup, §5.9)
@@ -695,12 +697,14 @@ class Agent:
             self.identity.is_admin_eid(destination) and destination not in self.registrations
         )
 
-    def _route(self, now_ms: int, h: _Held) -> list[Output]:
-        """§5.4 step 1-2: pick a next hop; queue on it (or wait if there is none)."""
+    def _route(self, now_ms: int, h: _Held, pump: bool = True) -> list[Output]:
+        """§5.4 step 1-2: pick a next hop; queue on it (or wait if there is none).
+        ``pump`` False: only queue (the caller pumps each neighbour once, see
+        ``_reroute_waiting``); returns the chosen neighbour's queue then, as ``[]``."""
         info = h.info
         dest_node = self.identity.node_of(info.destination)
         candidates: list[str] = []
-        if dest_node is not None and any(ls.neighbour == dest_node for ls in self.links.values()):
+        if dest_node is not None and dest_node in self._neighbour_links:
             candidates.append(dest_node)  # a direct neighbour beats any table
         routed = self.router.next_hops(info.destination, now_ms, info.size, info.key)
         for hop in routed:
@@ -717,7 +721,7 @@ class Agent:
             self._router_released(info.key, transmitted=False)
         h.place, h.neighbour = "queue", chosen
         heapq.heappush(self._queues.setdefault(chosen, []), (-h.priority, h.seq, info.key))
-        return self._pump_neighbour(chosen)
+        return self._pump_neighbour(chosen) if pump else []
 
     def _router_released(self, key: bytes, transmitted: bool) -> None:
         # getattr, not isinstance on the Protocol: this runs once per released bundle.
@@ -726,15 +730,19 @@ class Agent:
             released(key, transmitted)
 
     def _up_link(self, neighbour: str) -> _LinkState | None:
+        """The neighbour's up link with the fewest transmissions in flight."""
         best: _LinkState | None = None
-        for ls in self.links.values():
-            if (
-                ls.up
-                and ls.neighbour == neighbour
-                and (best is None or ls.in_flight < best.in_flight)
-            ):
+        for ls in self._neighbour_links.get(neighbour, ()):
+            if ls.up and (best is None or ls.in_flight < best.in_flight):
                 best = ls
         return best
+
+    def _links_changed(self) -> None:
+        by_neighbour: dict[str, list[_LinkState]] = {}
+        for ls in self.links.values():
+            if ls.neighbour is not None:
+                by_neighbour.setdefault(ls.neighbour, []).append(ls)
+        self._neighbour_links = by_neighbour
 
     def _pump_neighbour(self, neighbour: str) -> list[Output]:
         """Start transmissions on the neighbour's links while they have window left."""
@@ -758,6 +766,7 @@ class Agent:
     # -----------------------------------------------------------------------------------------
     def link_up(self, now_ms: int, link_id: str, neighbour: str | None) -> list[Output]:
         self.links[link_id] = _LinkState(link_id, neighbour)
+        self._links_changed()
         out = self._reroute_waiting(now_ms)
         if neighbour is not None:
             out += self._pump_neighbour(neighbour)
@@ -767,6 +776,7 @@ class Agent:
         ls = self.links.pop(link_id, None)
         if ls is None:
             return []
+        self._links_changed()
         # Transmissions still in flight on it will report failure through ``transmitted``.
         return []
 
@@ -775,13 +785,17 @@ class Agent:
         return self._reroute_waiting(now_ms)
 
     def _reroute_waiting(self, now_ms: int) -> list[Output]:
+        """Route every waiting bundle again (oldest first), then start transmissions on each
+        neighbour that got some -- once per neighbour, not once per bundle: a contact that
+        opens on a backlog of thousands queues them all in one pass."""
+        held = self.held
+        for key in [k for k in self._waiting if k not in held]:
+            self._waiting.discard(key)
+        for h in sorted((held[k] for k in self._waiting), key=lambda h: h.seq):
+            self._route(now_ms, h, pump=False)
         out: list[Output] = []
-        for key in sorted(self._waiting, key=lambda k: self.held[k].seq if k in self.held else 0):
-            h = self.held.get(key)
-            if h is None:
-                self._waiting.discard(key)
-                continue
-            out += self._route(now_ms, h)
+        for neighbour in list(self._queues):
+            out += self._pump_neighbour(neighbour)
         return out
 
     def transmitted(
