@@ -798,10 +798,29 @@ class Agent:
             out += self._pump_neighbour(neighbour)
         return out
 
-    def transmitted(
-        self, now_ms: int, key: bytes, link_id: str, ok: bool, error: str = ""
+    def transmitted_many(
+        self, now_ms: int, outcomes: Iterable[tuple[bytes, str, bool, str]]
     ) -> list[Output]:
-        """A transmission finished: ``ok`` means the peer acknowledged all of the bundle."""
+        """Several transmissions finished (``(key, link_id, ok, error)`` each, as for
+        ``transmitted``), e.g. every final XFER_ACK of one read: the same outputs, but each
+        neighbour's queue is pumped once at the end instead of after every bundle."""
+        out: list[Output] = []
+        neighbours: set[str] = set()
+        for key, link_id, ok, error in outcomes:
+            out += self.transmitted(now_ms, key, link_id, ok, error, pump=False)
+            ls = self.links.get(link_id)
+            if ls is not None and ls.neighbour:
+                neighbours.add(ls.neighbour)
+        for n in neighbours:
+            out += self._pump_neighbour(n)
+        return out
+
+    def transmitted(
+        self, now_ms: int, key: bytes, link_id: str, ok: bool, error: str = "", pump: bool = True
+    ) -> list[Output]:
+        """A transmission finished: ``ok`` means the peer acknowledged all of the bundle.
+        ``pump`` False leaves starting the next transmissions to the caller
+        (``transmitted_many``)."""
         ls = self.links.get(link_id)
         if ls is not None and ls.in_flight > 0:
             ls.in_flight -= 1
@@ -823,10 +842,9 @@ class Agent:
             else:
                 out.append(TransmissionFailed(key, link_id, error))
                 # §5.4.1: forwarding failed; keep custody and try again (possibly elsewhere).
-                out += self._route(now_ms, h)
-        neighbours = {ls.neighbour} if ls is not None and ls.neighbour else set()
-        for n in neighbours:
-            out += self._pump_neighbour(n)
+                out += self._route(now_ms, h, pump)
+        if pump and ls is not None and ls.neighbour:
+            out += self._pump_neighbour(ls.neighbour)
         return out
 
     def forwarding_failed(

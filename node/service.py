@@ -553,9 +553,11 @@ class NodeService:
     def _report_transmits(self) -> None:
         self._tx_armed = False
         done, self._tx_done = self._tx_done, []
-        now = self.now_ms()
-        for action, exc in done:
-            self._transmitted(now, action, exc)
+        outcomes = [
+            (a.key, a.link_id, exc is None, "" if exc is None else str(exc) or type(exc).__name__)
+            for a, exc in done
+        ]
+        self.execute(self.agent.transmitted_many(self.now_ms(), outcomes))
 
     def _transmit_done(self, action: TransmitBundle, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():

@@ -183,6 +183,38 @@ def test_link_window_limits_transmissions_in_flight() -> None:
     assert len(h.tx) == 3
 
 
+def test_transmitted_many_gives_the_outputs_of_one_transmitted_per_bundle() -> None:
+    """The batched form (every final XFER_ACK of one read) pumps each neighbour once at the
+    end, yet releases, re-routes and starts the same bundles as one call per outcome."""
+
+    def run(batched: bool) -> list[tuple[str, bytes]]:
+        h = Harness(config=AgentConfig(link_window=4))
+        h.run(h.agent.link_up(h.now, "lb", "dtn://b/"))
+        for i in range(12):
+            h.send("dtn://b/app", bytes([i]))
+        first = list(h.tx)
+        outcomes = [
+            (t.key, t.link_id, i != 1, "" if i != 1 else "lost") for i, t in enumerate(first)
+        ]
+        h.tx.clear()
+        n_events = len(h.events)
+        if batched:
+            outputs = h.agent.transmitted_many(h.now, outcomes)
+        else:
+            outputs = [o for args in outcomes for o in h.agent.transmitted(h.now, *args)]
+        h.run(outputs)
+        return sorted(
+            [(type(o).__name__, o.key) for o in outputs]
+            + [(type(e).__name__, e.key) for e in h.events[n_events:] if hasattr(e, "key")]
+        )
+
+    one_by_one, batched = run(False), run(True)
+    assert batched == one_by_one
+    # the window (4) refilled: three released, the failed one queued again
+    assert sum(name == "TransmitBundle" for name, _ in batched) == 4
+    assert sum(name == "DeleteBundle" for name, _ in batched) == 3
+
+
 def test_expedited_bundles_leave_first() -> None:
     h = Harness()
     h.router.add("*", "dtn://b/")
