@@ -54,6 +54,7 @@ __all__ = [
 # Plain-int masks: IntFlag arithmetic costs microseconds per operation on the hot path.
 _IS_FRAGMENT = int(BundleFlags.IS_FRAGMENT)
 _ADMIN = int(BundleFlags.ADMIN_RECORD)
+_HOP_COUNT = int(BlockType.HOP_COUNT)
 _REPORT_MASK = int(BundleFlags.status_report_requests())
 
 # Report kind name -> bundle processing control flag (§4.2.3).
@@ -154,14 +155,15 @@ def _info(bundle: Bundle, size: int, received_ms: int) -> BundleInfo:
     p = bundle.primary
     flags = int(p.flags)
     time_ms, sequence = p.creation
+    _, source_text, source_cbor = _eid_facts(p.source)
     if flags & _IS_FRAGMENT:
         bid = bundle.bundle_id
         key = bid.key()
         fragment_offset, fragment_length = bid.fragment_offset, bid.fragment_length
     else:
-        # BundleId(source, creation).key() without the intermediate object, the source's
-        # CBOR cached (it runs for every received bundle; senders are few).
-        key = _eid_cbor(p.source) + _KEY_TAIL.pack(time_ms, sequence)
+        # BundleId(source, creation).key() without the intermediate object (it runs for
+        # every received bundle; senders are few, so the source's CBOR is cached).
+        key = source_cbor + _KEY_TAIL.pack(time_ms, sequence)
         fragment_offset = fragment_length = None
     if time_ms:
         expiry: int | None = time_ms + p.lifetime_ms
@@ -170,23 +172,38 @@ def _info(bundle: Bundle, size: int, received_ms: int) -> BundleInfo:
     if expiry is None:
         # §4.2.7/§4.4.2: no clock and no Bundle Age block - the codec should have refused it.
         raise ValidationError("creation time 0 without a Bundle Age block: expiry unknown")
-    hop = bundle.hop_count if len(bundle.blocks) > 1 else None
+    # positional: a keyword call of the dataclass __init__ costs about 1 us more per bundle
     return BundleInfo(
-        key=key,
-        source=str(p.source),
-        destination=str(p.destination),
-        report_to=str(p.report_to),
-        creation_ms=time_ms,
-        sequence=sequence,
-        lifetime_ms=p.lifetime_ms,
-        expiry_ms=max(0, expiry),
-        flags=flags,
-        size=size,
-        fragment_offset=fragment_offset,
-        fragment_length=fragment_length,
-        total_adu_length=p.total_adu_length,
-        hop_exceeded=bool(hop is not None and hop.exceeded),
+        key,
+        source_text,
+        _eid_facts(p.destination)[1],
+        _eid_facts(p.report_to)[1],
+        time_ms,
+        sequence,
+        p.lifetime_ms,
+        max(0, expiry),
+        flags,
+        size,
+        fragment_offset,
+        fragment_length,
+        p.total_adu_length,
+        _hop_exceeded(bundle.blocks),
     )
+
+
+def _hop_exceeded(blocks: list[CanonicalBlock]) -> bool:
+    """Is the Hop Count block's count above its limit (§4.4.3)? False without the block. The
+    usual encoding -- both numbers below 24, three bytes -- is read directly; anything else
+    goes through the parser, which also refuses a malformed block."""
+    if len(blocks) < 2:
+        return False
+    for block in blocks:
+        if block.block_type == _HOP_COUNT:
+            data = block.data
+            if len(data) == 3 and data[0] == 0x82 and data[1] < 24 and data[2] < 24:
+                return data[2] > data[1]
+            return parse_hop_count(data).exceeded
+    return False
 
 
 def inspect(wire: bytes, received_ms: int, max_size: int) -> BundleInfo:
@@ -214,11 +231,13 @@ def payload_span(wire: bytes, bundle: Bundle) -> tuple[int, int] | None:
     block = bundle.blocks[-1]
     n = len(block.data)
     end = len(wire) - 1
-    crc = int(block.crc_type)
+    crc = block.crc_type
     if crc:
         head = _CRC_HEAD.get(crc)
-        size = 3 if crc == 1 else 5
-        if head is None or end - size < 0 or wire[end - size] != head:
+        if head is None:
+            return None
+        size = 3 if head == 0x42 else 5
+        if end - size < 0 or wire[end - size] != head:
             return None
         end -= size
     start = end - n
@@ -290,17 +309,26 @@ def originate(
 
 
 _KEY_TAIL = struct.Struct(">QQ")  # BundleId.key(): EID CBOR || time || sequence (model.py)
-_CBOR_CACHE: dict[EndpointID, bytes] = {}
+_EID_FACTS: dict[int, tuple[EndpointID, str, bytes]] = {}
+
+
+def _eid_facts(eid: EndpointID) -> tuple[EndpointID, str, bytes]:
+    """``(eid, str(eid), eid.to_cbor())``, cached by the object's identity: the compiled
+    decoder hands out one EID object per distinct encoding it has seen, and ``originate``
+    uses ``cached_eid``, so a node's few peers and endpoints hit this with a dict lookup on
+    an int -- hashing the frozen dataclass, or formatting its text, costs 0.5-1 us a time.
+    An entry holds its EID, so the id cannot be reused while the entry exists."""
+    facts = _EID_FACTS.get(id(eid))
+    if facts is None or facts[0] is not eid:
+        facts = (eid, str(eid), eid.to_cbor())
+        if len(_EID_FACTS) >= 4096:
+            _EID_FACTS.clear()
+        _EID_FACTS[id(eid)] = facts
+    return facts
 
 
 def _eid_cbor(eid: EndpointID) -> bytes:
-    data = _CBOR_CACHE.get(eid)
-    if data is None:
-        data = eid.to_cbor()
-        if len(_CBOR_CACHE) >= 4096:
-            _CBOR_CACHE.clear()
-        _CBOR_CACHE[eid] = data
-    return data
+    return _eid_facts(eid)[2]
 
 
 _PREVIOUS_NODE = int(BlockType.PREVIOUS_NODE)
