@@ -24,6 +24,7 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
     object PyLong_FromUnsignedLongLong(unsigned long long v)
     unsigned long long PyLong_AsUnsignedLongLong(object o) except? -1
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
 
 cdef extern from "ws_pyslots.h":
     Py_ssize_t ws_slot_offset(object descr)
@@ -358,10 +359,12 @@ cdef object _meta_items(object meta, Item *items, bint validate):
         items[1 + F_EXTRA].ptr = b"\xa0"
         items[1 + F_EXTRA].n = 1
     else:
-        try:  # nested values encode exactly as they would inside the list
-            enc = _dumps(v)
-        except Exception:
-            raise _Fallback
+        enc = _plain_cbor(v)
+        if enc is None:
+            try:  # nested values encode exactly as they would inside the list
+                enc = _dumps(v)
+            except Exception:
+                raise _Fallback
         keep = enc
         items[1 + F_EXTRA].kind = K_RAW
         items[1 + F_EXTRA].ptr = PyBytes_AS_STRING(enc)
@@ -370,6 +373,105 @@ cdef object _meta_items(object meta, Item *items, bint validate):
     _set_uint(&items[1 + F_SEQ], _u64(_slot(meta, F_SEQ)))
     _set_uint(&items[1 + F_CHECKSUM], _u64(_slot(meta, F_CHECKSUM)))
     return keep
+
+
+cdef object _plain_cbor(object value):
+    """``cbor2.dumps(value)`` for the plain values ``extra`` holds (the kinds ``_rd_any``
+    reads: ints within 64 bits, text, bytes, lists, tuples, dicts, booleans, None), sized
+    first and written into one bytes object; None for anything else (the caller then asks
+    cbor2). The node stores a small ``extra`` map with every bundle, and cbor2's call costs
+    more than the rest of the record's encoding."""
+    cdef Py_ssize_t size = _plain_len(value, 0)
+    if size < 0:
+        return None
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    _plain_write(<uint8_t *>PyBytes_AS_STRING(out), value)
+    return out
+
+
+cdef Py_ssize_t _plain_len(object v, int depth) except -2:
+    """Encoded length of ``v``, or -1 if it is not plain (see ``_plain_cbor``)."""
+    cdef int overflow = 0
+    cdef long long x
+    cdef Py_ssize_t n, total, part
+    if depth > 16:
+        return -1
+    t = type(v)
+    if t is int:
+        x = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow:
+            return -1
+        return _head_len(<uint64_t>x if x >= 0 else <uint64_t>(-1 - x))
+    if t is str:
+        try:
+            PyUnicode_AsUTF8AndSize(v, &n)
+        except UnicodeEncodeError:
+            return -1
+        return _head_len(<uint64_t>n) + n
+    if t is bytes:
+        n = PyBytes_GET_SIZE(v)
+        return _head_len(<uint64_t>n) + n
+    if v is None or t is bool:
+        return 1
+    if t is list or t is tuple:
+        total = _head_len(<uint64_t>len(v))
+        for item in v:
+            part = _plain_len(item, depth + 1)
+            if part < 0:
+                return -1
+            total += part
+        return total
+    if t is dict:
+        total = _head_len(<uint64_t>len(v))
+        for k, item in (<dict>v).items():
+            part = _plain_len(k, depth + 1)
+            if part < 0:
+                return -1
+            total += part
+            part = _plain_len(item, depth + 1)
+            if part < 0:
+                return -1
+            total += part
+        return total
+    return -1
+
+
+cdef uint8_t *_plain_write(uint8_t *p, object v) except NULL:
+    """Write ``v`` (already sized by ``_plain_len``) at ``p``; returns the end."""
+    cdef int overflow = 0
+    cdef long long x
+    cdef Py_ssize_t n
+    cdef const char *u
+    t = type(v)
+    if t is int:
+        x = PyLong_AsLongLongAndOverflow(v, &overflow)
+        return _head(p, 0, <uint64_t>x) if x >= 0 else _head(p, 1, <uint64_t>(-1 - x))
+    if t is str:
+        u = PyUnicode_AsUTF8AndSize(v, &n)
+        p = _head(p, 3, <uint64_t>n)
+        memcpy(p, u, n)
+        return p + n
+    if t is bytes:
+        n = PyBytes_GET_SIZE(v)
+        p = _head(p, 2, <uint64_t>n)
+        memcpy(p, PyBytes_AS_STRING(v), n)
+        return p + n
+    if v is None:
+        p[0] = 0xF6
+        return p + 1
+    if t is bool:
+        p[0] = 0xF5 if v else 0xF4
+        return p + 1
+    if t is list or t is tuple:
+        p = _head(p, 4, <uint64_t>len(v))
+        for item in v:
+            p = _plain_write(p, item)
+        return p
+    p = _head(p, 5, <uint64_t>len(v))
+    for k, item in (<dict>v).items():
+        p = _plain_write(p, k)
+        p = _plain_write(p, item)
+    return p
 
 
 cdef bytes _encode(Item *items, int n):

@@ -55,9 +55,31 @@ names = (
     | st.sampled_from(["", "ipn:2.1", "dtn://x/é", "\ud800", "a" * 300])
 )
 opt_names = st.none() | names | st.sampled_from([b"bytes", 5])
+def _nested(depth: int) -> Any:
+    return 0 if depth == 0 else [_nested(depth - 1)]
+
+
 extras = st.dictionaries(
     st.text(max_size=6), st.integers() | st.binary(max_size=6) | st.none(), max_size=3
-) | st.sampled_from([{}, {"f": object()}, {"big": 2**70}, {(1, 2): "tuple key"}, [], None])
+) | st.sampled_from(
+    [
+        {},
+        {"f": object()},
+        {"big": 2**70},
+        {(1, 2): "tuple key"},
+        [],
+        None,
+        # the compiled encoder's edges: 64-bit limits, tuples, nesting past its depth limit,
+        # an unencodable surrogate, a float and an int subclass (the last three: cbor2's call)
+        {"lo": -(2**63), "lo-1": -(2**63) - 1, "hi": 2**63, "top": 2**64 - 1, "over": 2**64},
+        {"t": (1, "a", (b"b", None)), "b": [True, False]},
+        {"deep": _nested(16), "deeper": _nested(20)},
+        {"s": "\ud800"},
+        {"x": 1.5},
+        {"flag": Flag(2)},
+        {b"k": 1, 3: {4: [5]}},
+    ]
+)
 states = st.sampled_from([*CustodyState, "queued", "bogus", 3])
 priorities = st.sampled_from([*Priority, 0, 2, 3, -1, True, Flag(1)])
 
