@@ -183,6 +183,25 @@ def test_link_window_limits_transmissions_in_flight() -> None:
     assert len(h.tx) == 3
 
 
+def test_link_window_bytes_limits_the_bytes_in_flight_but_always_lets_one_go() -> None:
+    h = Harness(config=AgentConfig(link_window=100, link_window_bytes=3000))
+    h.run(h.agent.link_up(h.now, "lb", "dtn://b/"))
+    for i in range(6):
+        h.send("dtn://b/app", bytes([i]) * 1000)  # ~1,050 bytes on the wire each
+    assert len(h.tx) == 3  # the third crosses 3,000 bytes; no fourth while it is out
+    h.complete_tx(h.tx[0])
+    assert len(h.tx) == 3
+    h.complete_tx(h.tx[0], ok=False)  # a failed one frees its bytes as well (and re-queues)
+    assert len(h.tx) == 3
+    big = Harness(config=AgentConfig(link_window=100, link_window_bytes=100))
+    big.run(big.agent.link_up(big.now, "lb", "dtn://b/"))
+    big.send("dtn://b/app", b"x" * 5000)
+    big.send("dtn://b/app", b"y" * 10)
+    assert len(big.tx) == 1  # over the byte window alone: still sent, one at a time
+    big.complete_tx(big.tx[0])
+    assert len(big.tx) == 1
+
+
 def test_transmitted_many_gives_the_outputs_of_one_transmitted_per_bundle() -> None:
     """The batched form (every final XFER_ACK of one read) pumps each neighbour once at the
     end, yet releases, re-routes and starts the same bundles as one call per outcome."""
