@@ -724,7 +724,12 @@ class Agent:
             h.place, h.neighbour = "waiting", None
             self._waiting.add(info.key)
             return []
-        chosen = next((c for c in candidates if self._up_link(c) is not None), candidates[0])
+        chosen = candidates[0]
+        if len(candidates) > 1:
+            for c in candidates:
+                if self._up_link(c) is not None:
+                    chosen = c
+                    break
         if routed and chosen != routed[0]:
             # Another neighbour carries it: a capacity booking for the router's pick is unused.
             self._router_released(info.key, transmitted=False)

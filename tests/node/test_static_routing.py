@@ -25,6 +25,21 @@ def test_replace_and_remove_routes() -> None:
     assert r.next_hops("dtn://m/app", 0, 0) == []
 
 
+def test_remembered_answers_follow_every_table_change() -> None:
+    """Answers are kept per destination; a change to the table must never serve a stale one,
+    and a caller that changes the list it got does not change the next answer."""
+    r = StaticRouter()
+    r.add("*", "dtn://default/")
+    first = r.next_hops("dtn://m/app", 0, 0)
+    assert first == ["dtn://default/"]
+    first.append("dtn://junk/")
+    assert r.next_hops("dtn://m/app", 0, 0) == ["dtn://default/"]
+    r.add("dtn://m/*", "dtn://b/")
+    assert r.next_hops("dtn://m/app", 0, 0) == ["dtn://b/", "dtn://default/"]
+    r.remove("*")
+    assert r.next_hops("dtn://m/app", 0, 0) == ["dtn://b/"]
+
+
 def test_chain_router_concatenates_without_duplicates() -> None:
     a, b = StaticRouter(), StaticRouter()
     a.add("*", "dtn://x/")
