@@ -995,8 +995,11 @@ class Agent:
             return 0
         return len({k for _, k in reg.pending if k in self.held}) + len(reg.in_flight)
 
-    def app_acked(self, now_ms: int, endpoint: str, key: bytes) -> list[Output]:
-        """The application confirmed delivery: §5.7 complete; release the bundle."""
+    def app_acked(
+        self, now_ms: int, endpoint: str, key: bytes, pump: bool = True
+    ) -> list[Output]:
+        """The application confirmed delivery: §5.7 complete; release the bundle. ``pump``
+        False leaves the next deliveries to the caller (``app_acked_many``)."""
         reg = self.registrations.get(endpoint)
         h = self.held.get(key)
         if reg is None or h is None or key not in reg.in_flight:
@@ -1007,8 +1010,27 @@ class Agent:
         if h.info.wants(_REPORT_DELIVERY):
             out += self._report(now_ms, h.info, "delivery", ReasonCode.NO_ADDITIONAL_INFORMATION)
         out += self._release(now_ms, h, Disposition.DELIVERED, ReasonCode.NO_ADDITIONAL_INFORMATION)
-        out += self._pump_registration(reg)
+        if pump:
+            out += self._pump_registration(reg)
         return out
+
+    def app_acked_many(
+        self, now_ms: int, endpoint: str, keys: Iterable[bytes]
+    ) -> tuple[list[Output], list[bytes]]:
+        """``app_acked`` for a batch of keys (one ``ack`` frame): the same outputs, with the
+        registration's next deliveries started once at the end. Returns the outputs and the
+        keys that were not awaiting an ack (those change nothing)."""
+        out: list[Output] = []
+        missing: list[bytes] = []
+        for key in keys:
+            try:
+                out += self.app_acked(now_ms, endpoint, key, pump=False)
+            except KeyError:
+                missing.append(key)
+        reg = self.registrations.get(endpoint)
+        if reg is not None:
+            out += self._pump_registration(reg)
+        return out, missing
 
     def delivery_failed(self, endpoint: str, key: bytes) -> list[Output]:
         """The service could not push a delivery (client gone): put it back in line."""

@@ -459,15 +459,9 @@ class AppServer:
             raise AppProtocolError(
                 ErrorCode.NOT_FOUND, f"this client is not receiving on {endpoint}", rid
             )
-        # One pass over the batch, one execute: the releases go to the store writer together.
-        now = self.service.now_ms()
-        outputs: list[Any] = []
-        missing: list[bytes] = []
-        for key in keys:
-            try:
-                outputs += agent.app_acked(now, endpoint, key)
-            except KeyError:
-                missing.append(key)
+        # One pass over the batch, one execute: the releases go to the store writer together,
+        # and the next deliveries start once.
+        outputs, missing = agent.app_acked_many(self.service.now_ms(), endpoint, keys)
         self.service.execute(outputs)
         if missing:
             more = f" (and {len(missing) - 1} more of {len(keys)})" if len(missing) > 1 else ""

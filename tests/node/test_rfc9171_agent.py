@@ -406,6 +406,35 @@ def test_restore_expires_what_expired_while_down() -> None:
     assert store.stats().count == 0
 
 
+def test_app_acked_many_gives_the_outputs_of_one_app_acked_per_key() -> None:
+    """An application's batched ack (one frame, many keys) starts the next deliveries once,
+    yet releases and delivers the same bundles as one call per key; unknown keys are
+    reported back and change nothing."""
+
+    def run(batched: bool) -> tuple[list[tuple[str, bytes]], list[bytes]]:
+        h = Harness()
+        h.run(h.agent.bind("dtn://a/inbox", "c", window=4))
+        for i in range(10):
+            h.receive(remote_bundle(seq=i))
+        keys = [d.key for d in h.deliveries] + [b"not-a-key"]
+        if batched:
+            outputs, missing = h.agent.app_acked_many(h.now, "dtn://a/inbox", keys)
+        else:
+            outputs, missing = [], []
+            for key in keys:
+                try:
+                    outputs += h.agent.app_acked(h.now, "dtn://a/inbox", key)
+                except KeyError:
+                    missing.append(key)
+        return sorted((type(o).__name__, o.key) for o in outputs), missing
+
+    one_by_one, batched = run(False), run(True)
+    assert batched == one_by_one
+    names = [name for name, _ in batched[0]]
+    assert names.count("DeliverBundle") == 4 and names.count("DeleteBundle") == 4
+    assert batched[1] == [b"not-a-key"]
+
+
 def test_released_ids_are_remembered_up_to_seen_max_newest_first() -> None:
     """§5.9 duplicate suppression is bounded: beyond ``seen_max`` the oldest released IDs are
     forgotten at the next tick, the newest are still refused as duplicates, and the set stops
