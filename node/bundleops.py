@@ -334,7 +334,7 @@ def _eid_cbor(eid: EndpointID) -> bytes:
 _PREVIOUS_NODE = int(BlockType.PREVIOUS_NODE)
 _BUNDLE_AGE = int(BlockType.BUNDLE_AGE)
 _HOP_COUNT = int(BlockType.HOP_COUNT)
-_PREV_DATA: dict[EndpointID, bytes] = {}
+_PREV_DATA: dict[int, tuple[EndpointID, bytes]] = {}
 
 
 def prepare_forward(wire: bytes, *, node_eid: EndpointID, received_ms: int, now_ms: int) -> bytes:
@@ -363,12 +363,14 @@ def prepare_forward(wire: bytes, *, node_eid: EndpointID, received_ms: int, now_
                 age_block = block
         elif t == _HOP_COUNT and hop_block is None:
             hop_block = block
-    data = _PREV_DATA.get(node_eid)
-    if data is None:
+    cached = _PREV_DATA.get(id(node_eid))  # by identity, as _eid_facts (the node's own EID)
+    if cached is not None and cached[0] is node_eid:
+        data = cached[1]
+    else:
         data = previous_node_data(node_eid)
         if len(_PREV_DATA) >= 64:
             _PREV_DATA.clear()
-        _PREV_DATA[node_eid] = data
+        _PREV_DATA[id(node_eid)] = (node_eid, data)
     changed = False
     if prev is None:
         crc = bundle.primary.crc_type or CRCType.NONE
