@@ -98,6 +98,7 @@ __all__ = ["FORMAT", "MARKER_FILE", "LmdbBundleStore", "verify_store"]
 FORMAT = b"waystation-store/1"
 MARKER_FILE = "waystation-store.json"
 _U64 = struct.Struct(">Q")
+_U64_LIMIT = 1 << 64
 _DBS = ("data", "meta", "ix_dest", "ix_exp", "ix_queue", "ix_local", "ix_adu", "dellog", "info")
 _MIN_MAP = 64 << 20
 _UNLIMITED_MAP = 16 << 30  # address space only (no file preallocation); grows by doubling
@@ -568,7 +569,18 @@ class LmdbBundleStore:
     def _delete_ops(self, txn: Any, state: _Counters, run: Sequence[DeleteOp]) -> list[Any]:
         """Consecutive deletes as one run (see :meth:`_delete_run`); bad args fail alone."""
         specs: list[tuple[bytes, int, Disposition, int | None] | BaseException] = []
+        append = specs.append
         for op in run:
+            key, now_ms = op.key, op.now_ms
+            # the node's ops: a plain key and a time in range pass as they are (what
+            # bundle_key and check_time would return for them), without two calls per op
+            if (
+                type(key) is bytes
+                and 0 < len(key) <= 400
+                and (now_ms is None or (type(now_ms) is int and 0 <= now_ms < _U64_LIMIT))
+            ):
+                append((key, op.reason, op.disposition, now_ms))
+                continue
             try:
                 now_ms = None if op.now_ms is None else check_time(op.now_ms, "now_ms")
                 specs.append((bundle_key(op.key), op.reason, op.disposition, now_ms))
