@@ -409,16 +409,23 @@ class Agent:
         info = p.info
         if info.fragment_offset is not None:
             return self.reassembly.meta(info, p.received_ms, p.priority, p.local_endpoint)
+        # positional, in BundleMeta's field order (a keyword call costs ~0.7 us more per bundle)
         return BundleMeta(
-            received_ms=p.received_ms,
-            expiry_ms=info.expiry_ms,
-            destination=info.destination,
-            source=info.source,
-            state=CustodyState.LOCAL if p.local_endpoint else CustodyState.RECEIVED,
-            priority=_PRIORITY[p.priority] if p.priority in _PRIORITY else Priority(p.priority),
-            local_endpoint=p.local_endpoint,
-            report_to=None if info.report_to == "dtn:none" else info.report_to,
-            extra=info.extra(),
+            p.received_ms,
+            info.expiry_ms,
+            info.destination,
+            info.source,
+            CustodyState.LOCAL if p.local_endpoint else CustodyState.RECEIVED,
+            None,  # queue
+            _PRIORITY[p.priority] if p.priority in _PRIORITY else Priority(p.priority),
+            p.local_endpoint,
+            0,  # retries
+            None,  # adu_key
+            None,  # fragment_offset
+            None,  # total_adu_length
+            None if info.report_to == "dtn:none" else info.report_to,
+            None,  # deletion_reason
+            info.extra(),
         )
 
     def _is_duplicate(self, key: bytes) -> bool:
@@ -477,14 +484,8 @@ class Agent:
         token: Hashable | None,
         priority: int = Priority.NORMAL,
     ) -> list[Output]:
-        pending = _Pending(
-            info=info,
-            origin=origin,
-            token=token,
-            priority=priority,
-            received_ms=now_ms,
-            local_endpoint=self._local_place(info.destination),
-        )
+        # positional (info, origin, token, priority, received_ms, local_endpoint): per bundle
+        pending = _Pending(info, origin, token, priority, now_ms, self._local_place(info.destination))
         self._pending[info.key] = pending
         return [StoreBundle(info.key, wire, self._meta(pending), origin)]
 

@@ -474,3 +474,29 @@ def test_restart_remembers_released_bundles_from_the_deletion_log_until_they_exp
     h3.clock.advance(61_000)
     h3.agent.remember_released(h3.now, log)
     assert h3.agent._seen == {}
+
+
+def test_agent_meta_fields_land_where_their_names_say() -> None:
+    """Agent._meta builds BundleMeta positionally (hot path): a reordered dataclass must fail
+    here, not silently swap fields in every stored record."""
+    import dataclasses
+
+    from waystation.store.api import BundleMeta
+
+    assert [f.name for f in dataclasses.fields(BundleMeta)][:15] == [
+        "received_ms", "expiry_ms", "destination", "source", "state", "queue", "priority",
+        "local_endpoint", "retries", "adu_key", "fragment_offset", "total_adu_length",
+        "report_to", "deletion_reason", "extra",
+    ]  # fmt: skip
+    h = Harness()
+    h.run(h.agent.bind("dtn://a/inbox", "c"))
+    h.receive(remote_bundle(report_to="dtn://z/"))
+    (entry,) = h.store.entries()
+    meta = entry.meta
+    assert (meta.destination, meta.source, meta.report_to) == (
+        "dtn://a/inbox",
+        "dtn://z/app",
+        "dtn://z/",
+    )
+    assert meta.local_endpoint == "dtn://a/inbox" and meta.queue is None and meta.retries == 0
+    assert meta.extra["lt"] == 60_000
