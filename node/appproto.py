@@ -49,8 +49,11 @@ PROTOCOL_VERSION = 1
 # Compatible additions within version 1 (docs/app-protocol.md, "Versioning"): a node reports
 # its minor version in the ``hello`` reply (absent = 0). Minor 1: batched deliveries
 # (``recv`` argument ``batch``, ``deliveries`` frames) and batched acks (``ack`` argument
-# ``keys``), both only when the client asks, so version-1.0 clients see no change.
-PROTOCOL_MINOR = 1
+# ``keys``), both only when the client asks, so version-1.0 clients see no change. Minor 2:
+# batched submission (``send`` argument ``payloads``: 1..MAX_BATCH byte strings sharing the
+# other arguments, answered once all are durable with ``{"results": [...]}`` in order, each a
+# ``send`` reply or ``{"error": {"code", "message"}}``).
+PROTOCOL_MINOR = 2
 # Largest ``batch`` a client may ask for in ``recv`` (deliveries per ``deliveries`` frame) and
 # most keys in one ``ack``.
 MAX_BATCH = 4096

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 import zmq
+from waystation import __version__
 from waystation.agent import SubmitRequest
 from waystation.appproto import (
     KIND_DELIVERIES,
@@ -257,26 +258,34 @@ class AppServer:
     # used by the service
     # -----------------------------------------------------------------------------------------
     def submission_done(self, token: Hashable, info: BundleInfo) -> None:
-        peer, rid = token  # type: ignore[misc]
-        if not rid:
+        result = {
+            "bundle_id": info.bundle_id_text,
+            "key": info.key,
+            "source": info.source,
+            "creation": [info.creation_ms, info.sequence],
+        }
+        if type(token) is _BatchSlot:
+            self._batch_settled(token, result)
             return
-        self._send_frame(
-            peer,
-            encode_frame(
-                KIND_OK,
-                rid,
-                {
-                    "bundle_id": info.bundle_id_text,
-                    "key": info.key,
-                    "source": info.source,
-                    "creation": [info.creation_ms, info.sequence],
-                },
-            ),
-        )
+        peer, rid = token  # type: ignore[misc]
+        if rid:
+            self._send_frame(peer, encode_frame(KIND_OK, rid, result))
 
     def submission_failed(self, token: Hashable, code: str, message: str) -> None:
+        if type(token) is _BatchSlot:
+            self._batch_settled(token, {"error": {"code": str(code), "message": message}})
+            return
         peer, rid = token  # type: ignore[misc]
         self._error(peer, rid, code, message)
+
+    def _batch_settled(self, slot: _BatchSlot, result: dict[str, Any]) -> None:
+        """One bundle of a ``payloads`` batch is durable (or failed); the reply goes once
+        every one of them is, with the results in submission order."""
+        batch = slot.batch
+        batch.results[slot.index] = result
+        batch.remaining -= 1
+        if batch.remaining == 0 and batch.rid:
+            self._send_frame(batch.peer, encode_frame(KIND_OK, batch.rid, {"results": batch.results}))
 
     def push_delivery(self, consumer: Hashable, body: dict[str, Any]) -> bool:
         """Send one delivery to ``consumer``; False if it cannot be sent (client gone).
@@ -372,7 +381,7 @@ class AppServer:
             "protocol_minor": PROTOCOL_MINOR,
             "node_id": ident.node_id,
             "eids": ident.admin_eids,
-            "version": self.service.status()["version"],
+            "version": __version__,
             "max_payload": self.config.max_payload,
             "echo": ident.echo_eids[0] if ident.echo_eids else "",
         }
@@ -475,6 +484,7 @@ class AppServer:
     def _send(self, peer: Consumer, rid: int, body: dict[str, Any]) -> None:
         destination = self._eid(body, "destination", rid)
         path = optional(body, "file", str, None, rid)
+        payloads: list[bytes] | None = None
         if path is not None:
             # The node reads the file itself: only over the ipc socket, whose 0700 directory
             # guarantees the client is the node's own user (a TCP client could be anyone).
@@ -482,19 +492,32 @@ class AppServer:
                 raise AppProtocolError(
                     ErrorCode.BAD_ARGUMENT, "'file' is only accepted over the ipc socket", rid
                 )
+            if "payload" in body or "payloads" in body:
+                raise AppProtocolError(
+                    ErrorCode.BAD_ARGUMENT, "give 'payload', 'payloads' or 'file', not two", rid
+                )
+            payload = b""
+        elif "payloads" in body:
+            # minor 2: a batch of payloads sharing every other argument, one reply for all
             if "payload" in body:
                 raise AppProtocolError(
-                    ErrorCode.BAD_ARGUMENT, "give 'payload' or 'file', not both", rid
+                    ErrorCode.BAD_ARGUMENT, "give 'payload' or 'payloads', not both", rid
                 )
+            payloads = optional(body, "payloads", list, None, rid)
+            if not payloads or len(payloads) > MAX_BATCH:
+                raise AppProtocolError(
+                    ErrorCode.BAD_ARGUMENT, f"payloads must hold 1..{MAX_BATCH} items", rid
+                )
+            for item in payloads:
+                if type(item) is not bytes:
+                    raise AppProtocolError(
+                        ErrorCode.BAD_ARGUMENT, "payloads must be byte strings", rid
+                    )
+                self._check_payload_size(item, rid)
             payload = b""
         else:
             payload = require(body, "payload", bytes, rid)
-        if len(payload) > self.config.max_payload:
-            raise AppProtocolError(
-                ErrorCode.PAYLOAD_TOO_LARGE,
-                f"payload of {len(payload)} bytes exceeds max_payload {self.config.max_payload}",
-                rid,
-            )
+            self._check_payload_size(payload, rid)
         lifetime = optional(body, "lifetime_ms", int, None, rid)
         if lifetime is not None and not 0 < lifetime < 2**63:
             raise AppProtocolError(ErrorCode.BAD_ARGUMENT, "lifetime_ms must be positive", rid)
@@ -524,11 +547,25 @@ class AppServer:
             report_to=report_to,
             source=source,
         )
-        if path is None:
+        if payloads is not None:
+            batch = _SendBatch(peer, rid, len(payloads))
+            submit, fields = self.service.submit, (req.lifetime_ms, req.priority, req.reports)
+            for i, item in enumerate(payloads):
+                one = SubmitRequest(destination, item, *fields, report_to, source)
+                submit(_BatchSlot(batch, i), one)
+        elif path is None:
             self.service.submit((peer, rid), req)
         else:
             self.service._spawn(self._send_file(peer, rid, path, req))
         return None
+
+    def _check_payload_size(self, payload: bytes, rid: int) -> None:
+        if len(payload) > self.config.max_payload:
+            raise AppProtocolError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"payload of {len(payload)} bytes exceeds max_payload {self.config.max_payload}",
+                rid,
+            )
 
     async def _send_file(self, peer: Consumer, rid: int, path: str, req: SubmitRequest) -> None:
         """Read ``path`` off the event loop, then submit it like a payload."""
@@ -770,6 +807,28 @@ class AppServer:
 
 STORE_LIST_MAX = 100_000  # entries per store_list reply; page on with ``after``
 _STATES = frozenset(s.value for s in CustodyState)
+
+
+class _SendBatch:
+    """A ``send`` with ``payloads`` (protocol minor 2) waiting for its bundles to settle."""
+
+    __slots__ = ("peer", "remaining", "results", "rid")
+
+    def __init__(self, peer: Consumer, rid: int, count: int) -> None:
+        self.peer = peer
+        self.rid = rid
+        self.results: list[dict[str, Any] | None] = [None] * count
+        self.remaining = count
+
+
+class _BatchSlot:
+    """The submission token of one bundle of a batch (hashed by identity)."""
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: _SendBatch, index: int) -> None:
+        self.batch = batch
+        self.index = index
 
 
 def meta_to_map(meta: BundleMeta) -> dict[str, Any]:
