@@ -991,6 +991,29 @@ cdef EidEnc _eid_enc_cache[EID_ENC_CACHE_SIZE]
 memset(_eid_enc_cache, 0, sizeof(_eid_enc_cache))
 
 
+# The last EID encoded in each primary-block field, and its encoding: bundles in a row mostly
+# share them, and two of a node's few EIDs landing in the same slot of the direct-mapped cache
+# above would otherwise miss on every bundle (to_cbor() in Python each time: seen at a few %
+# of a forwarding node's CPU).
+cdef EidEnc _eid_enc_last[3]
+memset(_eid_enc_last, 0, sizeof(_eid_enc_last))
+
+
+cdef object _eid_cbor_field(object eid, int field):
+    """``_eid_cbor`` with the per-field memo ``_eid_enc_last[field]`` tried first."""
+    cdef EidEnc *last = &_eid_enc_last[field]
+    if last.eid == <PyObject *>eid:
+        return <object>last.encoded
+    encoded = _eid_cbor(eid)
+    Py_INCREF(eid)
+    Py_INCREF(encoded)
+    Py_XDECREF(last.eid)
+    Py_XDECREF(last.encoded)
+    last.eid = <PyObject *>eid
+    last.encoded = <PyObject *>encoded
+    return encoded
+
+
 cdef object _eid_cbor(object eid):
     """``eid.to_cbor()`` for exact dtn/ipn EID objects, cached by identity; else _Defer."""
     cdef EidEnc *entry = &_eid_enc_cache[(<uintptr_t><PyObject *>eid >> 4) & (EID_ENC_CACHE_SIZE - 1)]
@@ -1127,7 +1150,7 @@ cdef int _prepare_primary(object p, PrimaryEnc *e) except -1:
         raise _Defer()
     size = 1 + 1 + _head_size(e.flags) + 1 + 1  # array head, version, flags, crc type, [..]
     for i in range(3):
-        encoded = _eid_cbor(_field(p, _OFF_P[2 + i]))
+        encoded = _eid_cbor_field(_field(p, _OFF_P[2 + i]), i)
         Py_INCREF(encoded)  # the cache entry may be replaced by the next EID
         e.eid_obj[i] = <PyObject *>encoded
         e.eid_ptr[i] = PyBytes_AS_STRING(encoded)
