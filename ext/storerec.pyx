@@ -921,6 +921,19 @@ cdef object _unpack_meta(object raw):
 
 
 # -- a run of deletes -----------------------------------------------------------------------
+cdef object _plain_reason(object reason):
+    """``check_reason(reason)``: an int subclass in range (the node passes ``ReasonCode``
+    members) becomes its plain int here, without the Python call; anything else goes to
+    ``check_reason``, which returns or raises exactly as the reference."""
+    cdef int overflow = 0
+    cdef long long x
+    if isinstance(reason, int) and type(reason) is not bool:
+        x = PyLong_AsLongLongAndOverflow(reason, &overflow)
+        if not overflow and 0 <= x <= 255:
+            return int(x)
+    return _check_reason(reason)
+
+
 def stage_deletes(specs, get_meta, del_seq, dict dbs, tuple out):
     """Stage a run of deletes; see ``pyrecords.stage_deletes``."""
     cdef list results = out[0], deletes = out[1], records = out[2], packed_log = out[3]
@@ -937,7 +950,7 @@ def stage_deletes(specs, get_meta, del_seq, dict dbs, tuple out):
         key, reason, disposition, now_ms = spec
         try:
             if type(reason) is not int or not 0 <= reason <= 255:
-                reason = _check_reason(reason)
+                reason = _plain_reason(reason)
             if disposition.__class__ is not _Disposition:
                 try:
                     disposition = _Disposition(disposition)
