@@ -547,12 +547,8 @@ class Agent:
         p = self._pending.pop(key, None)
         if p is None:
             return []
-        held = _Held(
-            info=p.info,
-            received_ms=p.received_ms,
-            seq=seq if seq is not None else self._next_seq(),
-            priority=p.priority,
-        )
+        # positional (info, received_ms, seq, priority): per bundle
+        held = _Held(p.info, p.received_ms, seq if seq is not None else self._next_seq(), p.priority)
         self.held[key] = held
         heapq.heappush(self._expiry_heap, (p.info.expiry_ms, key))
         out: list[Output] = [BundleAccepted(key, p.info.source, p.info.destination, p.origin)]

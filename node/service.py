@@ -487,11 +487,22 @@ class NodeService:
                 results = [StoreError("store returned the wrong number of results")] * len(refs)
         else:
             results = [error] * len(refs)
+        # The durable puts of the group go to the agent first and their outputs (XFER_ACKs,
+        # deliveries, transmissions) are executed together: one execute per group, not per
+        # bundle. A failed put takes the careful path on its own (``_stored``).
+        now = self.now_ms()
+        stored = self.agent.stored
+        outputs: list[Any] = []
         for (is_put, key), result in zip(refs, results):
             if is_put:
-                self._stored(key, result)
+                if isinstance(result, BaseException):
+                    self._stored(key, result)
+                else:
+                    outputs += stored(now, key, getattr(result, "seq", None))
             elif isinstance(result, BaseException):
                 _log_delete_failure(key, result)
+        if outputs:
+            self.execute(outputs)
 
     def _stored(self, key: bytes, result: Any) -> None:
         """One put's outcome: its stored meta (durable) or the exception it failed with."""
