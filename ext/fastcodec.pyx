@@ -1005,13 +1005,18 @@ cdef object _eid_cbor_field(object eid, int field):
     if last.eid == <PyObject *>eid:
         return <object>last.encoded
     encoded = _eid_cbor(eid)
+    _enc_keep(last, eid, encoded)
+    return encoded
+
+
+cdef inline void _enc_keep(EidEnc *entry, object eid, object encoded):
+    """Make ``entry`` hold ``eid`` and its encoding (strong references, replacing its own)."""
     Py_INCREF(eid)
     Py_INCREF(encoded)
-    Py_XDECREF(last.eid)
-    Py_XDECREF(last.encoded)
-    last.eid = <PyObject *>eid
-    last.encoded = <PyObject *>encoded
-    return encoded
+    Py_XDECREF(entry.eid)
+    Py_XDECREF(entry.encoded)
+    entry.eid = <PyObject *>eid
+    entry.encoded = <PyObject *>encoded
 
 
 cdef object _eid_cbor(object eid):
@@ -1025,12 +1030,7 @@ cdef object _eid_cbor(object eid):
     encoded = eid.to_cbor()
     if not PyBytes_Check(encoded):
         raise _Defer()
-    Py_INCREF(eid)
-    Py_INCREF(encoded)
-    Py_XDECREF(entry.eid)
-    Py_XDECREF(entry.encoded)
-    entry.eid = <PyObject *>eid
-    entry.encoded = <PyObject *>encoded
+    _enc_keep(entry, eid, encoded)
     return encoded
 
 
