@@ -489,14 +489,14 @@ class NodeService:
             results = [error] * len(refs)
         # The durable puts of the group go to the agent first and their outputs (XFER_ACKs,
         # deliveries, transmissions) are executed together: one execute per group, not per
-        # bundle. A failed put takes the careful path on its own (``_stored``).
+        # bundle. A failed put is reported on its own (``_store_failed``).
         now = self.now_ms()
         stored = self.agent.stored
         outputs: list[Any] = []
         for (is_put, key), result in zip(refs, results):
             if is_put:
                 if isinstance(result, BaseException):
-                    self._stored(key, result)
+                    self._store_failed(now, key, result)
                 else:
                     outputs += stored(now, key, getattr(result, "seq", None))
             elif isinstance(result, BaseException):
@@ -504,15 +504,10 @@ class NodeService:
         if outputs:
             self.execute(outputs)
 
-    def _stored(self, key: bytes, result: Any) -> None:
-        """One put's outcome: its stored meta (durable) or the exception it failed with."""
-        now = self.now_ms()
-        exc = result if isinstance(result, BaseException) else None
-        if exc is not None:
-            self.wires.discard(key)
-        if exc is None:
-            self.execute(self.agent.stored(now, key, getattr(result, "seq", None)))
-        elif exc is _CANCELLED:
+    def _store_failed(self, now: int, key: bytes, exc: BaseException) -> None:
+        """A put failed: drop its cached wire and tell the agent why, in its terms."""
+        self.wires.discard(key)
+        if exc is _CANCELLED:
             self.execute(self.agent.store_failed(now, key, "internal", "store write cancelled"))
         elif isinstance(exc, StoreClosed):
             self.execute(self.agent.store_failed(now, key, "internal", str(exc)))
@@ -564,10 +559,7 @@ class NodeService:
     def _report_transmits(self) -> None:
         self._tx_armed = False
         done, self._tx_done = self._tx_done, []
-        outcomes = [
-            (a.key, a.link_id, exc is None, "" if exc is None else str(exc) or type(exc).__name__)
-            for a, exc in done
-        ]
+        outcomes = [(a.key, a.link_id, exc is None, _error_text(exc)) for a, exc in done]
         self.execute(self.agent.transmitted_many(self.now_ms(), outcomes))
 
     def _transmit_done(self, action: TransmitBundle, fut: asyncio.Future[Any]) -> None:
@@ -582,8 +574,9 @@ class NodeService:
 
     def _transmitted(self, now: int, action: TransmitBundle, exc: BaseException | None) -> None:
         """Tell the agent how ``action``'s transfer ended (``exc`` None: the final XFER_ACK)."""
-        error = "" if exc is None else str(exc) or type(exc).__name__
-        self.execute(self.agent.transmitted(now, action.key, action.link_id, exc is None, error))
+        self.execute(
+            self.agent.transmitted(now, action.key, action.link_id, exc is None, _error_text(exc))
+        )
 
     async def _transmit(self, action: TransmitBundle) -> None:
         assert self.store is not None
@@ -906,6 +899,11 @@ class NodeService:
 _CANCELLED = StoreError("store write cancelled")
 
 _DEBUG_EVENTS = frozenset({BundleAccepted, BundleForwarded, BundleDelivered, BundleDeleted})
+
+
+def _error_text(exc: BaseException | None) -> str:
+    """How a transfer's failure is told to the agent ("" for success)."""
+    return "" if exc is None else str(exc) or type(exc).__name__
 
 
 def _delete_done(key: bytes, fut: asyncio.Future[Any]) -> None:
