@@ -316,10 +316,13 @@ class _LinkState:
     link_id: str
     neighbour: str | None
     up: bool = True
-    in_flight: int = 0
     # size of each bundle in flight on this link (for the byte window), and their sum
     sizes: dict[bytes, int] = field(default_factory=dict)
     in_flight_bytes: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.sizes)
 
 
 @dataclass(slots=True)
@@ -705,8 +708,8 @@ class Agent:
 
     def _route(self, now_ms: int, h: _Held, pump: bool = True) -> list[Output]:
         """§5.4 step 1-2: pick a next hop; queue on it (or wait if there is none).
-        ``pump`` False: only queue (the caller pumps each neighbour once, see
-        ``_reroute_waiting``); returns the chosen neighbour's queue then, as ``[]``."""
+        ``pump`` False: only queue, and return ``[]`` (the caller pumps each neighbour
+        once, see ``_reroute_waiting``)."""
         info = h.info
         dest_node = self.identity.node_of(info.destination)
         candidates: list[str] = []
@@ -771,7 +774,6 @@ class Agent:
             if h is None or h.place != "queue" or h.neighbour != neighbour or h.link_id:
                 continue  # stale heap entry (expired, re-routed)
             h.link_id = link.link_id
-            link.in_flight += 1
             size = h.info.size
             link.sizes[key] = size
             link.in_flight_bytes += size
@@ -838,10 +840,7 @@ class Agent:
         """A transmission finished: ``ok`` means the peer acknowledged all of the bundle.
         ``pump`` False leaves starting the next transmissions to the caller
         (``transmitted_many``)."""
-        ls = self.links.get(link_id)
-        if ls is not None and ls.in_flight > 0:
-            ls.in_flight -= 1
-            ls.in_flight_bytes -= ls.sizes.pop(key, 0)
+        ls = self._transfer_done(link_id, key)
         h = self.held.get(key)
         out: list[Output] = []
         if h is not None and h.link_id == link_id:
@@ -865,15 +864,21 @@ class Agent:
             out += self._pump_neighbour(ls.neighbour)
         return out
 
+    def _transfer_done(self, link_id: str, key: bytes) -> _LinkState | None:
+        """Free ``key``'s place in its link's window; the link, if it still exists."""
+        ls = self.links.get(link_id)
+        if ls is not None:
+            size = ls.sizes.pop(key, None)
+            if size is not None:
+                ls.in_flight_bytes -= size
+        return ls
+
     def forwarding_failed(
         self, now_ms: int, key: bytes, link_id: str, reason_code: int, reason: str
     ) -> list[Output]:
         """§5.4.2: forwarding over ``link_id`` is impossible (too big for the link and must
         not be fragmented): delete the bundle citing ``reason_code``, reporting if asked."""
-        ls = self.links.get(link_id)
-        if ls is not None and ls.in_flight > 0:
-            ls.in_flight -= 1
-            ls.in_flight_bytes -= ls.sizes.pop(key, 0)
+        ls = self._transfer_done(link_id, key)
         h = self.held.get(key)
         out: list[Output] = [TransmissionFailed(key, link_id, reason)]
         if h is not None and h.link_id == link_id:
