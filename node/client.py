@@ -387,6 +387,7 @@ class Client:
             options.get("source"),
             options.get("report_to"),
         )
+        del args["payload"]  # each frame adds its own
         if self.protocol_minor() >= 2:
             return self._send_batched(args, payloads)
         results: list[SendResult] = []
@@ -400,7 +401,6 @@ class Client:
         return results
 
     def _send_batched(self, args: dict[str, Any], payloads: Iterable[bytes]) -> list[SendResult]:
-        del args["payload"]
         results: list[SendResult] = []
         pending: collections.deque[tuple[int, int]] = collections.deque()  # (rid, count)
         in_flight = 0
