@@ -54,7 +54,6 @@ __all__ = [
 # Plain-int masks: IntFlag arithmetic costs microseconds per operation on the hot path.
 _IS_FRAGMENT = int(BundleFlags.IS_FRAGMENT)
 _ADMIN = int(BundleFlags.ADMIN_RECORD)
-_HOP_COUNT = int(BlockType.HOP_COUNT)
 _REPORT_MASK = int(BundleFlags.status_report_requests())
 
 # Report kind name -> bundle processing control flag (§4.2.3).
@@ -334,7 +333,6 @@ def _eid_cbor(eid: EndpointID) -> bytes:
 _PREVIOUS_NODE = int(BlockType.PREVIOUS_NODE)
 _BUNDLE_AGE = int(BlockType.BUNDLE_AGE)
 _HOP_COUNT = int(BlockType.HOP_COUNT)
-_PREV_DATA: dict[int, tuple[EndpointID, bytes]] = {}
 
 
 def prepare_forward(wire: bytes, *, node_eid: EndpointID, received_ms: int, now_ms: int) -> bytes:
@@ -363,14 +361,7 @@ def prepare_forward(wire: bytes, *, node_eid: EndpointID, received_ms: int, now_
                 age_block = block
         elif t == _HOP_COUNT and hop_block is None:
             hop_block = block
-    cached = _PREV_DATA.get(id(node_eid))  # by identity, as _eid_facts (the node's own EID)
-    if cached is not None and cached[0] is node_eid:
-        data = cached[1]
-    else:
-        data = previous_node_data(node_eid)
-        if len(_PREV_DATA) >= 64:
-            _PREV_DATA.clear()
-        _PREV_DATA[id(node_eid)] = (node_eid, data)
+    data = _eid_cbor(node_eid)  # = previous_node_data(node_eid): the EID's CBOR (§4.4.1)
     changed = False
     if prev is None:
         crc = bundle.primary.crc_type or CRCType.NONE
